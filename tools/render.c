@@ -1,0 +1,715 @@
+/* render.c - the emitter (text and JSON backends) and the heap renderer.
+ *
+ * The renderer below the emitter never asks which backend it writes to:
+ * whatever the status report says in text, the JSON says too.  The only
+ * asymmetries are explicit: emit_raw() lines (the drawn bar) are text only,
+ * EF_DATA values (the bar as a string) are JSON only.
+ */
+#define _GNU_SOURCE
+#include "render.h"
+
+#include <errno.h>
+#include <langinfo.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define LABEL_WIDTH 22
+
+static const char ANSI_BOLD[] = "\033[1m";
+static const char ANSI_RESET[] = "\033[0m";
+
+/* ---- emitter ------------------------------------------------------------ */
+
+void emit_init(emitter *e, FILE *out, emit_mode mode, int colour) {
+  memset(e, 0, sizeof *e);
+  e->out = out;
+  e->mode = mode;
+  e->colour = colour && mode == EMIT_TEXT;
+}
+
+static void indent(emitter *e, int depth) {
+  for (int i = 0; i < depth; i++)
+    fputs("  ", e->out);
+}
+
+/* JSON: the separator and key of the next member. */
+static void json_member(emitter *e, const char *key) {
+  if (e->items[e->depth]++ > 0)
+    fputc(',', e->out);
+  if (e->row) {
+    if (e->items[e->depth] > 1)
+      fputc(' ', e->out);
+  } else {
+    fputc('\n', e->out);
+    indent(e, e->depth);
+  }
+  if (key) {
+    json_write_string(e->out, key);
+    fputs(": ", e->out);
+  }
+}
+
+static void push(emitter *e) {
+  if (e->depth + 1 < EMIT_MAX_DEPTH)
+    e->depth++;
+  e->items[e->depth] = 0;
+}
+
+static void pop(emitter *e) {
+  if (e->depth > 0)
+    e->depth--;
+}
+
+void emit_begin(emitter *e) {
+  if (e->mode == EMIT_JSON)
+    fputc('{', e->out);
+  e->depth = 0;
+  push(e);
+}
+
+void emit_end(emitter *e) {
+  pop(e);
+  if (e->mode == EMIT_JSON)
+    fputs("\n}\n", e->out);
+  fflush(e->out);
+}
+
+static void heading(emitter *e, const char *title) {
+  if (title == NULL)
+    return;
+  indent(e, e->depth - 1);
+  fprintf(e->out, "%s%s:%s\n", e->colour ? ANSI_BOLD : "", title,
+          e->colour ? ANSI_RESET : "");
+}
+
+void emit_object(emitter *e, const char *key, const char *title) {
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fputc('{', e->out);
+  } else {
+    heading(e, title);
+  }
+  push(e);
+}
+
+void emit_object_end(emitter *e) {
+  if (e->mode == EMIT_JSON) {
+    fputc('\n', e->out);
+    indent(e, e->depth - 1);
+    fputc('}', e->out);
+  }
+  pop(e);
+}
+
+void emit_list(emitter *e, const char *key, const char *title, const char *columns) {
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fputc('[', e->out);
+  } else {
+    heading(e, title);
+    if (columns) {
+      indent(e, e->depth);
+      fprintf(e->out, "%s\n", columns);
+    }
+  }
+  push(e);
+}
+
+void emit_list_end(emitter *e) {
+  if (e->mode == EMIT_JSON) {
+    if (e->items[e->depth] > 0) {
+      fputc('\n', e->out);
+      indent(e, e->depth - 1);
+    }
+    fputc(']', e->out);
+  }
+  pop(e);
+}
+
+void emit_row(emitter *e) {
+  if (e->mode == EMIT_JSON) {
+    json_member(e, NULL);
+    fputc('{', e->out);
+  } else {
+    indent(e, e->depth - 1);
+  }
+  push(e);
+  e->row = 1;
+}
+
+void emit_row_end(emitter *e) {
+  e->row = 0;
+  if (e->mode == EMIT_JSON)
+    fputc('}', e->out);
+  else
+    fputc('\n', e->out);
+  pop(e);
+}
+
+/* Text: one "label value" line, or one column of a row. */
+static void text_value(emitter *e, const char *label, const char *value, int numeric) {
+  if (e->row) {
+    if (e->items[e->depth]++ > 0)
+      fputs("  ", e->out);
+    fprintf(e->out, numeric ? "%14s" : "%s", value);
+    return;
+  }
+  indent(e, e->depth - 1);
+  int pad = LABEL_WIDTH - 2 * (e->depth - 1);
+  fprintf(e->out, "%-*s %s\n", pad > 0 ? pad : 0, label ? label : "", value);
+}
+
+void emit_u64(emitter *e, const char *key, const char *label, uint64_t v, int fmt) {
+  char buf[64], human[32];
+
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fprintf(e->out, "%llu", (unsigned long long)v);
+    return;
+  }
+  if (fmt & EF_DATA)
+    return;
+  switch (fmt) {
+  case EF_OFFSET:
+    snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+    break;
+  case EF_BYTES:
+    if (v >= 1024 && !e->row) {
+      fmt_size_human(human, sizeof human, v);
+      snprintf(buf, sizeof buf, "%s (%llu)", human, (unsigned long long)v);
+    } else {
+      snprintf(buf, sizeof buf, e->row ? "%llu" : "%llu B", (unsigned long long)v);
+    }
+    break;
+  default:
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+  }
+  text_value(e, label, buf, 1);
+}
+
+void emit_i64(emitter *e, const char *key, const char *label, int64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%lld", (long long)v);
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fputs(buf, e->out);
+  } else {
+    text_value(e, label, buf, 1);
+  }
+}
+
+void emit_double(emitter *e, const char *key, const char *label, double v, int fmt) {
+  char buf[64];
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fprintf(e->out, "%.6f", v);
+    return;
+  }
+  if (fmt & EF_DATA)
+    return;
+  if (fmt == EF_PERCENT)
+    snprintf(buf, sizeof buf, "%.1f%%", v * 100.0);
+  else
+    snprintf(buf, sizeof buf, "%g", v);
+  text_value(e, label, buf, 1);
+}
+
+void emit_str(emitter *e, const char *key, const char *label, const char *s, int fmt) {
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    json_write_string(e->out, s);
+    return;
+  }
+  if (fmt & EF_DATA)
+    return;
+  text_value(e, label, s, 0);
+}
+
+void emit_bool(emitter *e, const char *key, const char *label, int b) {
+  if (e->mode == EMIT_JSON) {
+    json_member(e, key);
+    fputs(b ? "true" : "false", e->out);
+  } else {
+    text_value(e, label, b ? "yes" : "no", 0);
+  }
+}
+
+void emit_raw(emitter *e, const char *line) {
+  if (e->mode == EMIT_TEXT) {
+    fputs(line, e->out);
+    fputc('\n', e->out);
+  }
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not valid. */
+static int utf8_len(const unsigned char *s) {
+  int n;
+  uint32_t cp;
+  if (s[0] < 0x80)
+    return 1;
+  if ((s[0] & 0xe0) == 0xc0) n = 2, cp = s[0] & 0x1f;
+  else if ((s[0] & 0xf0) == 0xe0) n = 3, cp = s[0] & 0x0f;
+  else if ((s[0] & 0xf8) == 0xf0) n = 4, cp = s[0] & 0x07;
+  else return 0;
+  for (int i = 1; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = cp << 6 | (s[i] & 0x3f);
+  }
+  static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n;
+}
+
+void json_write_string(FILE *out, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  fputc('"', out);
+  while (*p) {
+    int n = utf8_len(p);
+    if (n == 0) {
+      fputs("\\ufffd", out);
+      p++;
+    } else if (*p == '"' || *p == '\\') {
+      fputc('\\', out);
+      fputc(*p++, out);
+    } else if (*p < 0x20 || *p == 0x7f) {
+      fprintf(out, "\\u%04x", *p++);
+    } else {
+      fwrite(p, 1, (size_t)n, out);
+      p += n;
+    }
+  }
+  fputc('"', out);
+}
+
+/* ---- formatting helpers ----------------------------------------------- */
+
+int parse_size(const char *s, uint64_t *out) {
+  char *end;
+  unsigned long long v;
+  int shift = 0;
+
+  if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10);
+  if (errno != 0 || end == s)
+    return -1;
+  switch (*end) {
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  default: break;
+  }
+  if (*end == 'i' && shift)   /* "4Ki" is as good as "4K" */
+    end++;
+  if (*end == 'B' || *end == 'b')
+    end++;
+  if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
+    return -1;
+  *out = (uint64_t)v << shift;
+  return 0;
+}
+
+void fmt_size_human(char *out, size_t outsz, uint64_t v) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double d = (double)v;
+  int u = 0;
+  while (d >= 1024.0 && u < 6) {
+    d /= 1024.0;
+    u++;
+  }
+  if (u == 0)
+    snprintf(out, outsz, "%llu B", (unsigned long long)v);
+  else
+    snprintf(out, outsz, "%.1f %s", d, units[u]);
+}
+
+void fmt_size_short(char *out, size_t outsz, uint64_t v) {
+  static const char units[] = "KMGTPE";
+  double d = (double)v;
+  int u = -1;
+  while (d >= 1024.0 && u < 5) {
+    d /= 1024.0;
+    u++;
+  }
+  if (u < 0)
+    snprintf(out, outsz, "%llu", (unsigned long long)v);
+  else if (d < 10.0 && d != (double)(uint64_t)d)
+    snprintf(out, outsz, "%.1f%c", d, units[u]);
+  else
+    snprintf(out, outsz, "%.0f%c", d, units[u]);
+}
+
+int render_locale_utf8(void) {
+  const char *cs = nl_langinfo(CODESET);
+  return cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+}
+
+int render_colour_ok(int fd) {
+  const char *nc = getenv("NO_COLOR");
+  if (nc && nc[0] != '\0')
+    return 0;
+  return isatty(fd);
+}
+
+int render_term_width(int fd) {
+  struct winsize ws;
+  const char *env = getenv("COLUMNS");
+  if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  if (env) {
+    long c = strtol(env, NULL, 10);
+    if (c > 0 && c < 10000)
+      return (int)c;
+  }
+  return 80;
+}
+
+/* ---- the bar ------------------------------------------------------------ */
+
+typedef unsigned __int128 u128;
+
+/* Start of cell i of n over [start, start + span). */
+static uint64_t cell_start(uint64_t start, uint64_t span, int n, int i) {
+  return start + (uint64_t)((u128)span * (unsigned)i / (unsigned)n);
+}
+
+/* Index of the cell holding x (start <= x < start + span). */
+static int cell_of(uint64_t x, uint64_t start, uint64_t span, int n) {
+  int i = (int)((u128)(x - start) * (unsigned)n / span);
+  while (i > 0 && cell_start(start, span, n, i) > x)
+    i--;
+  while (i + 1 < n && cell_start(start, span, n, i + 1) <= x)
+    i++;
+  return i;
+}
+
+static void cell_add(bar_cell *c, unsigned state, uint64_t bytes) {
+  if (state == SIMALLOC_SNAP_USED)
+    c->used += bytes;
+  else if (state == SIMALLOC_SNAP_CACHED)
+    c->cached += bytes;
+  else
+    c->free += bytes;
+}
+
+/* Adds [lo, hi) of one state, scaled by num/den, to the cells it overlaps. */
+static void spread(bar_cell *cells, int n, uint64_t start, uint64_t end,
+                   uint64_t lo, uint64_t hi, const uint64_t amount[3], uint64_t den) {
+  uint64_t span = end - start;
+  if (lo < start)
+    lo = start;
+  if (hi > end)
+    hi = end;
+  if (lo >= hi)
+    return;
+  for (int i = cell_of(lo, start, span, n); i < n; i++) {
+    uint64_t cs = cell_start(start, span, n, i);
+    uint64_t ce = i + 1 < n ? cell_start(start, span, n, i + 1) : end;
+    if (cs >= hi)
+      break;
+    uint64_t part = (ce < hi ? ce : hi) - (cs > lo ? cs : lo);
+    cells[i].used += (uint64_t)((u128)amount[0] * part / den);
+    cells[i].free += (uint64_t)((u128)amount[1] * part / den);
+    cells[i].cached += (uint64_t)((u128)amount[2] * part / den);
+  }
+}
+
+int bar_fill(const snap_view *v, uint64_t start, uint64_t end, bar_cell *cells,
+             int n) {
+  const simalloc_snap_header *h = v->h;
+  int from_blocks = h->block_count > 0 && h->block_count == h->block_total;
+
+  memset(cells, 0, sizeof *cells * (size_t)n);
+  if (n <= 0 || end <= start)
+    return from_blocks;
+  if (from_blocks) {
+    for (uint64_t i = 0; i < h->block_count; i++) {
+      const simalloc_snap_block *b = &v->blocks[i];
+      uint64_t sz = snap_block_size(b), amount[3] = {0, 0, 0};
+      if (sz == 0)
+        continue;
+      bar_cell one = {0, 0, 0};
+      cell_add(&one, snap_block_state(b), sz);
+      amount[0] = one.used, amount[1] = one.free, amount[2] = one.cached;
+      spread(cells, n, start, end, b->offset, b->offset + sz, amount, sz);
+    }
+    return 1;
+  }
+  for (uint32_t k = 0; k < h->map_cells; k++) {
+    const simalloc_snap_cell *c = &v->map[k];
+    uint64_t cb = h->map_cell_bytes, amount[3] = {c->used, c->free, c->cached};
+    spread(cells, n, start, end, k * cb, k * cb + cb, amount, cb);
+  }
+  return 0;
+}
+
+void bar_glyphs(const bar_cell *cells, int n, uint64_t start, uint64_t end,
+                char *out) {
+  static const char glyph[4] = {'#', '.', '+', ' '};
+  double credit[4] = {0, 0, 0, 0};
+  uint64_t span = end - start;
+
+  for (int i = 0; i < n; i++) {
+    uint64_t cs = cell_start(start, span, n, i);
+    uint64_t ce = i + 1 < n ? cell_start(start, span, n, i + 1) : end;
+    double len = ce > cs ? (double)(ce - cs) : 1.0;
+    double f[4] = {(double)cells[i].used / len, (double)cells[i].free / len,
+                   (double)cells[i].cached / len, 0};
+    f[3] = 1.0 - f[0] - f[1] - f[2];
+    if (f[3] < 0)
+      f[3] = 0;
+    int best = -1;
+    for (int s = 0; s < 4; s++) {   /* only states present in this cell */
+      credit[s] += f[s];
+      if (f[s] > 1e-12 && (best < 0 || credit[s] > credit[best] + 1e-9))
+        best = s;
+    }
+    if (best < 0)
+      best = 3;
+    credit[best] -= 1.0;
+    out[i] = glyph[best];
+  }
+  out[n > 0 ? n : 0] = '\0';
+}
+
+int bar_cells_for_width(int width, int ascii) {
+  int n = ascii ? width : width / 2;
+  return n > 0 ? n : 1;
+}
+
+/* Writes text into line[0..cols) at col if it fits after *used. */
+static void place(char *line, int cols, int col, const char *text, int *used) {
+  int len = (int)strlen(text);
+  if (col + len > cols)
+    col = cols - len;
+  if (col < *used || col < 0)
+    return;
+  memcpy(line + col, text, (size_t)len);
+  *used = col + len + 1;
+}
+
+void bar_labels(uint64_t start, uint64_t end, int cols, char *out, size_t outsz) {
+  char *line;
+  int used = 0;
+
+  if (outsz == 0)
+    return;
+  out[0] = '\0';
+  if (cols <= 0 || (size_t)cols >= outsz)
+    cols = (int)outsz - 1;
+  line = out;
+  memset(line, ' ', (size_t)cols);
+  line[cols] = '\0';
+  for (int k = 0; k <= 4; k++) {
+    char text[32];
+    uint64_t at = start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u);
+    fmt_size_short(text, sizeof text, at);
+    int len = (int)strlen(text);
+    int col = k == 0 ? 0 : k == 4 ? cols - len : (cols - 1) * k / 4 - len / 2;
+    place(line, cols, col, text, &used);
+  }
+  for (int i = cols - 1; i >= 0 && line[i] == ' '; i--)   /* trim */
+    line[i] = '\0';
+}
+
+void sparkline(const uint64_t *vals, int n, int width, int ascii, char *out,
+               size_t outsz) {
+  static const char *blocks[8] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                  "\u2585", "\u2586", "\u2587", "\u2588"};
+  static const char levels[] = "_.-~=+*#";
+  uint64_t lo = UINT64_MAX, hi = 0;
+  size_t pos = 0;
+  int first = n > width ? n - width : 0;
+
+  if (outsz == 0)
+    return;
+  out[0] = '\0';
+  for (int i = first; i < n; i++) {
+    lo = vals[i] < lo ? vals[i] : lo;
+    hi = vals[i] > hi ? vals[i] : hi;
+  }
+  for (int i = first; i < n; i++) {
+    int lv = hi > lo ? (int)((u128)(vals[i] - lo) * 7 / (hi - lo)) : 3;
+    const char *g = ascii ? (char[2]){levels[lv], '\0'} : blocks[lv];
+    size_t gl = strlen(g);
+    if (pos + gl + 1 > outsz)
+      break;
+    memcpy(out + pos, g, gl);
+    pos += gl;
+    out[pos] = '\0';
+  }
+}
+
+/* ---- the report --------------------------------------------------------- */
+
+static const char *state_name(unsigned s) {
+  return s == SIMALLOC_SNAP_USED ? "used" : s == SIMALLOC_SNAP_CACHED ? "cached" : "free";
+}
+
+static void render_identity(const snap_view *v, emitter *e) {
+  emit_i64(e, "pid", "pid", v->h->pid);
+  emit_str(e, "exe", "executable", v->h->exe, EF_PLAIN);
+  emit_u64(e, "publish_count", "snapshots published", v->h->publish_count, EF_PLAIN);
+  emit_bool(e, "stale", "may be stale", v->stale);
+}
+
+static void render_status(const snap_view *v, emitter *e) {
+  const simalloc_snap_header *h = v->h;
+
+  emit_object(e, "arena", "arena");
+  emit_u64(e, "base", "base", h->arena_base, EF_OFFSET);
+  emit_u64(e, "size", "size", h->arena_size, EF_BYTES);
+  emit_u64(e, "touched", "touched", h->arena_touched, EF_BYTES);
+  emit_u64(e, "heaps", "heaps", h->heap_count, EF_PLAIN);
+  emit_object_end(e);
+  emit_u64(e, "used_bytes", "used", h->used_bytes, EF_BYTES);
+  emit_u64(e, "free_bytes", "free", h->free_bytes, EF_BYTES);
+  emit_u64(e, "cached_bytes", "cached", h->cached_bytes, EF_BYTES);
+  emit_u64(e, "blocks_used", "used blocks", h->used_blocks, EF_PLAIN);
+  emit_u64(e, "blocks_free", "free blocks", h->free_blocks, EF_PLAIN);
+  emit_u64(e, "blocks_cached", "cached blocks", h->cached_blocks, EF_PLAIN);
+  emit_u64(e, "largest_free", "largest free block", h->largest_free, EF_BYTES);
+  emit_double(e, "fragmentation", "fragmentation", (double)h->fragmentation_ppm / 1e6,
+              EF_PERCENT);
+  emit_u64(e, "rss_bytes", "RSS", h->rss_bytes, EF_BYTES);
+  emit_u64(e, "peak_used_bytes", "peak used", h->peak_used_bytes, EF_BYTES);
+  emit_u64(e, "block_total", "blocks in heap", h->block_total, EF_PLAIN);
+  emit_bool(e, "truncated", "block list cut",
+            (h->flags & SIMALLOC_SNAP_F_TRUNCATED) || h->block_count < h->block_total);
+}
+
+static void render_holes(const snap_view *v, emitter *e) {
+  emit_list(e, "holes", "largest free holes", "        offset            size");
+  for (uint32_t i = 0; i < v->h->hole_count; i++) {
+    emit_row(e);
+    emit_u64(e, "offset", NULL, v->h->holes[i].offset, EF_OFFSET);
+    emit_u64(e, "size", NULL, v->h->holes[i].size, EF_BYTES);
+    emit_row_end(e);
+  }
+  emit_list_end(e);
+}
+
+static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) {
+  uint64_t listed = 0;
+
+  emit_list(e, "blocks", "blocks", "        offset            size  state");
+  for (uint64_t i = 0; i < v->h->block_count; i++) {
+    const simalloc_snap_block *b = &v->blocks[i];
+    uint64_t sz = snap_block_size(b);
+    if (o->limit && listed >= o->limit)
+      break;
+    if (o->has_range && (b->offset >= o->range_end || b->offset + sz <= o->range_start))
+      continue;
+    emit_row(e);
+    emit_u64(e, "offset", NULL, b->offset, EF_OFFSET);
+    emit_u64(e, "size", NULL, sz, EF_BYTES);
+    emit_str(e, "state", NULL, state_name(snap_block_state(b)), EF_PLAIN);
+    emit_row_end(e);
+    listed++;
+  }
+  emit_list_end(e);
+  emit_u64(e, "blocks_listed", "blocks listed", listed, EF_PLAIN);
+}
+
+/* The range the bar covers: the zoom, or the touched part of the arena. */
+static void bar_range(const snap_view *v, const render_opts *o, uint64_t *start,
+                      uint64_t *end) {
+  const simalloc_snap_header *h = v->h;
+  *start = 0;
+  *end = h->arena_touched;
+  for (uint32_t i = 0; i < h->heap_count; i++)   /* a heap may end past touched */
+    if (*end < h->heaps[i].end && h->arena_touched == 0)
+      *end = h->heaps[i].end;
+  if (o->has_range) {
+    *start = o->range_start < h->arena_size ? o->range_start : h->arena_size;
+    *end = o->range_end < h->arena_size ? o->range_end : h->arena_size;
+  }
+  if (*end < *start)
+    *end = *start;
+}
+
+/* The drawn bar: emoji or ASCII, coloured when allowed. */
+static void draw_bar(emitter *e, const char *glyphs, int ascii) {
+  static const char *emoji[256] = {['#'] = "\U0001F7E5", ['.'] = "\U0001F7E9",
+                                   ['+'] = "\U0001F7E8", [' '] = "  "};
+  static const char *ansi[256] = {['#'] = "\033[31m", ['.'] = "\033[32m",
+                                  ['+'] = "\033[33m", [' '] = "\033[0m"};
+  size_t n = strlen(glyphs), pos = 0;
+  char *line = malloc(n * 10 + 16);
+  char prev = 0;
+
+  if (line == NULL)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char g = (unsigned char)glyphs[i];
+    if (ascii && e->colour && g != (unsigned char)prev)
+      pos += (size_t)sprintf(line + pos, "%s", ansi[g]);
+    pos += (size_t)sprintf(line + pos, "%s", ascii ? (char[2]){(char)g, 0} : emoji[g]);
+    prev = (char)g;
+  }
+  if (ascii && e->colour)
+    pos += (size_t)sprintf(line + pos, "%s", ANSI_RESET);
+  line[pos] = '\0';
+  emit_raw(e, line);
+  free(line);
+}
+
+static void render_bar(const snap_view *v, emitter *e, const render_opts *o) {
+  uint64_t start, end;
+  int n = bar_cells_for_width(o->width, o->ascii);
+
+  bar_range(v, o, &start, &end);
+  if ((uint64_t)n > end - start)
+    n = (int)(end - start);
+  bar_cell *cells = calloc((size_t)(n > 0 ? n : 1), sizeof *cells);
+  char *glyphs = malloc((size_t)n + 1);
+  if (cells == NULL || glyphs == NULL) {
+    free(cells);
+    free(glyphs);
+    return;
+  }
+  int from_blocks = bar_fill(v, start, end, cells, n);
+  bar_glyphs(cells, n, start, end, glyphs);
+
+  emit_object(e, "bar", "heap");
+  emit_u64(e, "start", "from", start, EF_OFFSET);
+  emit_u64(e, "end", "to", end, EF_OFFSET);
+  emit_u64(e, "glyph_bytes", "one glyph", n > 0 ? (end - start) / (uint64_t)n : 0,
+           EF_BYTES);
+  emit_str(e, "source", "drawn from", from_blocks ? "blocks" : "map", EF_PLAIN);
+  emit_str(e, "glyphs", NULL, glyphs, EF_DATA);
+  if (n > 0) {
+    char labels[1024];
+    int cols = o->ascii ? n : 2 * n;
+    draw_bar(e, glyphs, o->ascii);
+    bar_labels(start, end, cols, labels, sizeof labels);
+    emit_raw(e, labels);
+  } else {
+    emit_raw(e, "(nothing to draw: the range is empty)");
+  }
+  emit_raw(e, o->ascii ? "# used  . free  + cached"
+                       : "\U0001F7E5 used  \U0001F7E9 free  \U0001F7E8 cached");
+  emit_object_end(e);
+  free(cells);
+  free(glyphs);
+}
+
+void render_report(const snap_view *v, emitter *e, const render_opts *o) {
+  emit_begin(e);
+  if (o->identity)
+    render_identity(v, e);
+  if (o->status) {
+    render_status(v, e);
+    render_holes(v, e);
+  }
+  if (o->bar)
+    render_bar(v, e, o);
+  if (o->blocks)
+    render_blocks(v, e, o);
+  emit_end(e);
+}
