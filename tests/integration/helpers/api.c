@@ -1,0 +1,515 @@
+/* api.c - the malloc family's public semantics, one subcommand per area.
+ *
+ *   api <command> [args]
+ *
+ * Every command checks one group of rules from the glibc contract that the
+ * allocator promises and prints key=value facts the test may check too.
+ * Exit 0 when every rule held, 1 on the first broken one, 2 on bad usage.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define ALIGN 16
+
+/* Sizes passed through a volatile so the compiler cannot reason about
+ * (or warn on) deliberately absurd requests. */
+static volatile size_t huge_sizes[] = {
+  (size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 15, (size_t)PTRDIFF_MAX + 4096,
+};
+#define N_HUGE (sizeof huge_sizes / sizeof huge_sizes[0])
+
+static int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+static int cmd_align(void) {
+  for (size_t n = 0; n <= 4096; n++) {
+    void *p = malloc(n), *q = calloc(1, n), *r = realloc(NULL, n + 1);
+    CHECK(p && q && r, "allocation of %zu failed", n);
+    CHECK(aligned(p, ALIGN), "malloc(%zu) = %p", n, p);
+    CHECK(aligned(q, ALIGN), "calloc(1, %zu) = %p", n, q);
+    CHECK(aligned(r, ALIGN), "realloc(NULL, %zu) = %p", n + 1, r);
+    r = realloc(r, n * 3 + 1);
+    CHECK(r && aligned(r, ALIGN), "realloc(.., %zu) = %p", n * 3 + 1, r);
+    free(p);
+    free(q);
+    free(r);
+  }
+  for (size_t n = 8192; n <= (size_t)64 << 20; n *= 2) {
+    void *p = malloc(n - 7);
+    CHECK(p && aligned(p, ALIGN), "malloc(%zu) = %p", n - 7, p);
+    free(p);
+  }
+  printf("alignment=%d\n", ALIGN);
+  return 0;
+}
+
+static int cmd_malloc0(void) {
+  void *a = malloc(0), *b = malloc(0), *c = malloc(0);
+  CHECK(a && b && c, "malloc(0) returned NULL");
+  CHECK(a != b && b != c && a != c, "malloc(0) not unique: %p %p %p", a, b, c);
+  CHECK(aligned(a, ALIGN) && aligned(b, ALIGN), "malloc(0) misaligned");
+  free(a);
+  free(b);
+  free(c);
+  printf("distinct=3\n");
+  return 0;
+}
+
+static int cmd_realloc_null(void) {
+  for (size_t n = 1; n < 100000; n = n * 3 + 1) {
+    unsigned char *p = realloc(NULL, n);
+    CHECK(p != NULL, "realloc(NULL, %zu) returned NULL", n);
+    CHECK(malloc_usable_size(p) >= n, "usable %zu < %zu", malloc_usable_size(p), n);
+    it_fill(p, n, (uint32_t)n);
+    CHECK(it_verify(p, n, (uint32_t)n) == n, "block of %zu not writable", n);
+    free(p);
+  }
+  printf("ok=1\n");
+  return 0;
+}
+
+/* realloc(p, 0) frees p and returns NULL; the block must be reusable. */
+static int cmd_realloc_zero(void) {
+  size_t n = 64 << 10;
+  void *p = malloc(n);
+  CHECK(p != NULL, "malloc(%zu)", n);
+  it_fill(p, n, 7);
+  errno = 0;
+  void *r = realloc(p, 0);
+  CHECK(r == NULL, "realloc(p, 0) returned %p, expected NULL", r);
+  void *q = malloc(n);
+  CHECK(q != NULL, "malloc after realloc(p, 0)");
+  printf("reused=%d\n", q == p);
+  CHECK(q == p, "block %p was not freed by realloc(p, 0): malloc gave %p", p, q);
+  free(q);
+  return 0;
+}
+
+static int cmd_realloc_move(void) {
+  for (size_t n = 1; n < 300000; n = n * 2 + 3) {
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL, "malloc(%zu)", n);
+    it_fill(p, n, (uint32_t)n);
+    void *blocker = malloc(16); /* keep p from growing in place */
+    unsigned char *r = realloc(p, n * 5 + 100);
+    CHECK(r != NULL, "realloc to %zu", n * 5 + 100);
+    size_t bad = it_verify(r, n, (uint32_t)n);
+    CHECK(bad == n, "byte %zu of %zu lost by growing realloc", bad, n);
+    it_fill(r, n * 5 + 100, 3);
+    r = realloc(r, n / 2 + 1);
+    CHECK(r != NULL && it_verify(r, n / 2 + 1, 3) == n / 2 + 1, "shrinking lost data");
+    free(r);
+    free(blocker);
+  }
+  printf("ok=1\n");
+  return 0;
+}
+
+/* a, b, c consecutive blocks; b freed: a grows over b without moving. */
+static int cmd_realloc_grow(void) {
+  size_t s = 64 << 10;
+  char *a = malloc(s), *b = malloc(s), *c = malloc(s);
+  CHECK(a && b && c, "malloc(%zu)", s);
+  size_t gap = (size_t)(b - a);
+  CHECK(b > a && gap >= s && gap <= s + 64,
+        "precondition: b=%p does not follow a=%p (gap %zu)", (void *)b, (void *)a, gap);
+  it_fill(a, s, 1);
+  it_fill(c, s, 3);
+  free(b);
+  char *r = realloc(a, s + s / 2);
+  printf("moved=%d\n", r != a);
+  CHECK(r == a, "realloc(%p, %zu) into the free neighbour moved to %p", (void *)a,
+        s + s / 2, (void *)r);
+  CHECK(it_verify(r, s, 1) == s, "contents lost on growth");
+  it_fill(r + s, s / 2, 2);
+  CHECK(it_verify(c, s, 3) == s, "the following used block was overwritten");
+  free(r);
+  free(c);
+  return 0;
+}
+
+static int cmd_realloc_shrink(void) {
+  size_t s = 64 << 10;
+  char *a = malloc(s), *guard = malloc(64);
+  CHECK(a && guard, "malloc");
+  it_fill(a, s, 9);
+  for (size_t n = s / 2; n >= 16; n /= 4) {
+    char *r = realloc(a, n);
+    printf("shrink %zu moved=%d\n", n, r != a);
+    CHECK(r == a, "realloc(%p, %zu) shrinking moved to %p", (void *)a, n, (void *)r);
+    CHECK(it_verify(r, n, 9) == n, "contents lost on shrink to %zu", n);
+  }
+  free(a);
+  free(guard);
+  return 0;
+}
+
+/* A failed realloc returns NULL with ENOMEM and leaves the block alone. */
+static int cmd_realloc_fail(int argc, char **argv) {
+  size_t want = argc > 2 ? it_size_arg(argv[2]) : SIZE_MAX;
+  if (!want) {
+    fprintf(stderr, "api: realloc-fail: bad size '%s'\n", argv[2]);
+    return 2;
+  }
+  size_t n = 4000;
+  char *p = malloc(n);
+  CHECK(p != NULL, "malloc(%zu)", n);
+  it_fill(p, n, 5);
+  errno = 0;
+  char *r = realloc(p, want);
+  CHECK(r == NULL, "realloc(p, %zu) succeeded", want);
+  CHECK(errno == ENOMEM, "errno %d after failed realloc, expected ENOMEM", errno);
+  CHECK(it_verify(p, n, 5) == n, "old block damaged by failed realloc");
+  CHECK(malloc_usable_size(p) >= n, "old block lost its size");
+  r = realloc(p, 2 * n);
+  CHECK(r && it_verify(r, n, 5) == n, "old block unusable after failed realloc");
+  free(r);
+  printf("intact=1\n");
+  return 0;
+}
+
+static void expect_enomem(void *p, const char *call, size_t n) {
+  CHECK(p == NULL, "%s(%zu) returned %p", call, n, p);
+  CHECK(errno == ENOMEM, "%s(%zu): errno %d, expected ENOMEM", call, n, errno);
+}
+
+static int cmd_huge(void) {
+  for (size_t i = 0; i < N_HUGE; i++) {
+    size_t n = huge_sizes[i];
+    void *p;
+    errno = 0; expect_enomem(malloc(n), "malloc", n);
+    errno = 0; expect_enomem(calloc(1, n), "calloc(1, n)", n);
+    errno = 0; expect_enomem(realloc(NULL, n), "realloc(NULL, n)", n);
+    errno = 0; expect_enomem(aligned_alloc(64, n), "aligned_alloc(64, n)", n);
+    errno = 0; expect_enomem(memalign(64, n), "memalign(64, n)", n);
+    errno = 0; expect_enomem(valloc(n), "valloc", n);
+    errno = 0; expect_enomem(pvalloc(n), "pvalloc", n);
+    int rc = posix_memalign(&p, 64, n);
+    CHECK(rc == ENOMEM, "posix_memalign(64, %zu) returned %d, expected ENOMEM", n, rc);
+  }
+  volatile size_t half = SIZE_MAX / 2 + 1, big = SIZE_MAX / 8;
+  errno = 0; expect_enomem(calloc(half, 2), "calloc overflow (SIZE_MAX/2+1) x", 2);
+  errno = 0; expect_enomem(calloc(big, 16), "calloc overflow (SIZE_MAX/8) x", 16);
+  volatile size_t quarter = SIZE_MAX / 4;
+  errno = 0; expect_enomem(calloc(5, quarter), "calloc overflow 5 x", quarter);
+  volatile size_t a = (size_t)1 << 32, b = ((size_t)1 << 31) + 1;
+  errno = 0; expect_enomem(calloc(a, b), "calloc 2^32 x", b);
+  printf("enomem=1\n");
+  return 0;
+}
+
+/* Sizes below PTRDIFF_MAX that no arena can hold still fail cleanly. */
+static int cmd_beyond_arena(void) {
+  static volatile size_t sizes[] = {
+    (size_t)1 << 36, ((size_t)1 << 36) + 16, ((size_t)1 << 36) - 16, (size_t)1 << 40,
+    (size_t)1 << 44, (size_t)1 << 60, 3 * (SIZE_MAX / 8),
+  };
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    void *p;
+    errno = 0; expect_enomem(malloc(n), "malloc", n);
+    errno = 0; expect_enomem(calloc(1, n), "calloc(1, n)", n);
+    errno = 0; expect_enomem(realloc(NULL, n), "realloc(NULL, n)", n);
+    errno = 0; expect_enomem(aligned_alloc(4096, n), "aligned_alloc(4096, n)", n);
+    int rc = posix_memalign(&p, 64, n);
+    CHECK(rc == ENOMEM, "posix_memalign(64, %zu) returned %d, expected ENOMEM", n, rc);
+    void *q = malloc(100);
+    CHECK(q != NULL, "malloc(100) after a failed %zu", n);
+    errno = 0; expect_enomem(realloc(q, n), "realloc(q, n)", n);
+    free(q);
+  }
+  printf("enomem=1\n");
+  return 0;
+}
+
+static void try_posix_memalign(size_t align, size_t n, int want) {
+  void *p = (void *)0x1;
+  int rc = posix_memalign(&p, align, n);
+  CHECK(rc == want, "posix_memalign(%zu, %zu) = %d, expected %d", align, n, rc, want);
+  if (rc)
+    return;
+  CHECK(p && aligned(p, align), "posix_memalign(%zu) gave %p", align, p);
+  CHECK(malloc_usable_size(p) >= n, "posix_memalign usable size short");
+  memset(p, 0x5a, n);
+  free(p);
+}
+
+static int cmd_posix_memalign(void) {
+  size_t bad[] = {0, 1, 2, 3, 4, 12, 24, 48, 100, 4097, 3 * sizeof(void *)};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    try_posix_memalign(bad[i], 64, EINVAL);
+  for (size_t a = sizeof(void *); a <= (size_t)1 << 20; a *= 2) {
+    try_posix_memalign(a, 1, 0);
+    try_posix_memalign(a, a + 3, 0);
+    try_posix_memalign(a, 3 * a, 0);
+  }
+  try_posix_memalign(64, 0, 0);
+  printf("ok=1\n");
+  return 0;
+}
+
+typedef void *(*align_fn)(size_t, size_t);
+
+static void *call_aligned_alloc(size_t a, size_t n) { return aligned_alloc(a, n); }
+static void *call_memalign(size_t a, size_t n) { return memalign(a, n); }
+
+static void check_aligned_fn(align_fn fn, const char *name) {
+  size_t bad[] = {3, 5, 6, 12, 24, 48, 100, 4095, 4097, 3 * 4096};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    errno = 0;
+    void *p = fn(bad[i], 64);
+    CHECK(p == NULL, "%s(%zu, 64) accepted a non-power-of-two", name, bad[i]);
+    CHECK(errno == EINVAL, "%s(%zu, 64): errno %d, expected EINVAL", name, bad[i], errno);
+  }
+  for (size_t a = 1; a <= (size_t)1 << 20; a *= 2) {
+    for (size_t n = 1; n < 5 * a + 100; n = n * 7 + 3) {
+      char *p = fn(a, n);
+      CHECK(p && aligned(p, a), "%s(%zu, %zu) = %p", name, a, n, (void *)p);
+      CHECK(malloc_usable_size(p) >= n, "%s usable size short", name);
+      it_fill(p, n, (uint32_t)a);
+      free(p);
+    }
+  }
+}
+
+static int cmd_aligned(void) {
+  check_aligned_fn(call_aligned_alloc, "aligned_alloc");
+  check_aligned_fn(call_memalign, "memalign");
+  printf("ok=1\n");
+  return 0;
+}
+
+static int cmd_page(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (size_t n = 1; n < 5 * page; n = n * 3 + 1) {
+    char *v = valloc(n), *pv = pvalloc(n);
+    CHECK(v && aligned(v, page), "valloc(%zu) = %p", n, (void *)v);
+    CHECK(pv && aligned(pv, page), "pvalloc(%zu) = %p", n, (void *)pv);
+    size_t rounded = (n + page - 1) & ~(page - 1);
+    CHECK(malloc_usable_size(v) >= n, "valloc usable short");
+    CHECK(malloc_usable_size(pv) >= rounded, "pvalloc(%zu) usable %zu < %zu", n,
+          malloc_usable_size(pv), rounded);
+    memset(v, 1, n);
+    memset(pv, 2, rounded);
+    free(v);
+    free(pv);
+  }
+  printf("page=%zu\n", page);
+  return 0;
+}
+
+static int cmd_free_null(void) {
+  errno = ERANGE;
+  free(NULL);
+  CHECK(errno == ERANGE, "free(NULL) changed errno to %d", errno);
+  CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) != 0");
+  printf("ok=1\n");
+  return 0;
+}
+
+/* free never changes errno, whatever it has to do internally. */
+static int cmd_free_errno(void) {
+  size_t sizes[] = {1, 100, 4096, 100000, (size_t)8 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *a = malloc(sizes[i]), *b = malloc(sizes[i]), *c = malloc(sizes[i]);
+    CHECK(a && b && c, "malloc(%zu)", sizes[i]);
+    memset(b, 1, sizes[i]);
+    errno = EILSEQ;
+    free(a);
+    free(c);
+    free(b); /* merges with both neighbours */
+    CHECK(errno == EILSEQ, "free of %zu bytes changed errno to %d", sizes[i], errno);
+  }
+  printf("ok=1\n");
+  return 0;
+}
+
+/* Fill whole usable areas of many live blocks, then verify none bled. */
+static int cmd_usable(void) {
+  enum { N = 600 };
+  static unsigned char *blocks[N];
+  static size_t usable[N];
+  for (size_t i = 0; i < N; i++) {
+    size_t n = (i * 37) % 3000;
+    blocks[i] = i % 3 == 0 ? calloc(1, n) : i % 3 == 1 ? malloc(n) : aligned_alloc(64, n + 1);
+    CHECK(blocks[i] != NULL, "allocation %zu", i);
+    usable[i] = malloc_usable_size(blocks[i]);
+    CHECK(usable[i] >= n, "malloc_usable_size %zu < requested %zu", usable[i], n);
+    it_fill(blocks[i], usable[i], (uint32_t)i);
+  }
+  for (size_t i = 0; i < N; i++) {
+    size_t bad = it_verify(blocks[i], usable[i], (uint32_t)i);
+    CHECK(bad == usable[i], "block %zu byte %zu of %zu overwritten", i, bad, usable[i]);
+    free(blocks[i]);
+  }
+  printf("blocks=%d\n", N);
+  return 0;
+}
+
+static int zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return 0;
+  return 1;
+}
+
+/* calloc zeroes even memory that was dirty a moment ago. */
+static int cmd_calloc(void) {
+  size_t sizes[] = {1, 15, 16, 17, 100, 4096, 65536, 300000, (size_t)4 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    void *guard, *p = malloc(n);
+    CHECK(p != NULL, "malloc(%zu)", n);
+    memset(p, 0xa5, malloc_usable_size(p));
+    free(p);
+    for (size_t k = 1; k <= 4; k *= 2) {
+      unsigned char *q = calloc(k, n / k + 1);
+      CHECK(q != NULL, "calloc(%zu, %zu)", k, n / k + 1);
+      CHECK(zero(q, k * (n / k + 1)), "calloc(%zu, %zu) not zeroed", k, n / k + 1);
+      memset(q, 0x5a, k * (n / k + 1));
+      guard = malloc(8);
+      free(q);
+      free(guard);
+    }
+  }
+  printf("ok=1\n");
+  return 0;
+}
+
+/* free_sized and free_aligned_sized are C23; glibc before 2.39 has no
+ * declaration, so look them up at run time. */
+static int cmd_sized(void) {
+  void (*fs)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+  void (*fas)(void *, size_t, size_t) =
+      (void (*)(void *, size_t, size_t))dlsym(RTLD_DEFAULT, "free_aligned_sized");
+  CHECK(fs && fas, "free_sized=%p free_aligned_sized=%p not found", (void *)fs, (void *)fas);
+  errno = EDOM;
+  fs(NULL, 0);
+  fas(NULL, 64, 0);
+  for (size_t n = 1; n < 200000; n = n * 5 + 1) {
+    void *p = malloc(n), *q = aligned_alloc(256, n);
+    CHECK(p && q, "allocation of %zu", n);
+    memset(p, 1, n);
+    memset(q, 2, n);
+    fs(p, n);
+    fas(q, 256, n);
+  }
+  CHECK(errno == EDOM, "sized frees changed errno to %d", errno);
+  /* the memory went back: a large block fits again and again */
+  for (int i = 0; i < 64; i++) {
+    void *p = malloc((size_t)16 << 20);
+    CHECK(p != NULL, "16M block %d after sized frees", i);
+    fs(p, (size_t)16 << 20);
+  }
+  printf("ok=1\n");
+  return 0;
+}
+
+/* Allocate blocks of one size until the arena refuses, then free them all
+ * and show that the space comes back. */
+static int cmd_exhaust(int argc, char **argv) {
+  size_t bs = argc > 2 ? it_size_arg(argv[2]) : 65536;
+  size_t cap = argc > 3 ? it_size_arg(argv[3]) : (size_t)1 << 20;
+  if (!bs || !cap) {
+    fprintf(stderr, "api: exhaust: bad block size or cap\n");
+    return 2;
+  }
+  /* the block list lives outside the heap under test */
+  void **v = mmap(NULL, cap * sizeof *v, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(v != MAP_FAILED, "mmap of the block list");
+  size_t n = 0;
+  errno = 0;
+  while (n < cap && (v[n] = malloc(bs)) != NULL) {
+    *(size_t *)v[n] = n;
+    n++;
+  }
+  int err = errno;
+  CHECK(n < cap, "no failure after %zu blocks of %zu bytes", n, bs);
+  CHECK(err == ENOMEM, "malloc failed with errno %d, expected ENOMEM", err);
+  errno = 0; expect_enomem(calloc(1, bs), "calloc when full", bs);
+  errno = 0; expect_enomem(aligned_alloc(4096, bs), "aligned_alloc when full", bs);
+  if (n) {
+    errno = 0;
+    void *r = realloc(v[0], bs * 4);
+    CHECK(r == NULL && errno == ENOMEM, "realloc when full gave %p errno %d", r, errno);
+    CHECK(*(size_t *)v[0] == 0, "block damaged by failed realloc");
+  }
+  for (size_t i = 0; i < n; i++) {
+    CHECK(*(size_t *)v[i] == i, "block %zu damaged", i);
+    free(v[i]);
+  }
+  void *big = malloc(n * bs / 2);
+  CHECK(big != NULL, "no %zu byte block after freeing everything", n * bs / 2);
+  free(big);
+  size_t again = 0;
+  while (again < n && (v[again] = malloc(bs)) != NULL)
+    again++;
+  for (size_t i = 0; i < again; i++)
+    free(v[i]);
+  printf("blocks=%zu bytes=%zu again=%zu\n", n, n * bs, again);
+  CHECK(again == n, "only %zu of %zu blocks fit again after freeing", again, n);
+  return 0;
+}
+
+/* A known number of calls, for the SIMALLOC_STATS summary to count. */
+static int cmd_stats(void) {
+  for (int i = 0; i < 1000; i++)
+    free(malloc((size_t)i + 1));
+  for (int i = 0; i < 500; i++)
+    free(calloc(2, (size_t)i + 1));
+  void *p = NULL;
+  for (int i = 0; i < 300; i++)
+    p = realloc(p, (size_t)i * 8 + 8);
+  free(p);
+  printf("malloc=1000 calloc=500 realloc=300 free=1501\n");
+  return 0;
+}
+
+struct command {
+  const char *name;
+  int (*fn)(void);
+};
+
+static const struct command commands[] = {
+  {"align", cmd_align},
+  {"malloc0", cmd_malloc0},
+  {"realloc-null", cmd_realloc_null},
+  {"realloc-zero", cmd_realloc_zero},
+  {"realloc-move", cmd_realloc_move},
+  {"realloc-grow", cmd_realloc_grow},
+  {"realloc-shrink", cmd_realloc_shrink},
+  {"huge", cmd_huge},
+  {"beyond-arena", cmd_beyond_arena},
+  {"posix-memalign", cmd_posix_memalign},
+  {"aligned", cmd_aligned},
+  {"page", cmd_page},
+  {"free-null", cmd_free_null},
+  {"free-errno", cmd_free_errno},
+  {"usable", cmd_usable},
+  {"calloc", cmd_calloc},
+  {"sized", cmd_sized},
+  {"stats", cmd_stats},
+};
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: api COMMAND [ARGS]\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "realloc-fail") == 0)
+    return cmd_realloc_fail(argc, argv);
+  if (strcmp(argv[1], "exhaust") == 0)
+    return cmd_exhaust(argc, argv);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].fn();
+  fprintf(stderr, "api: unknown command '%s'\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,84 @@
+/* misuse.c - hands the allocator pointers it never gave out.
+ *
+ *   misuse free-stack | free-interior | free-mmap | double-free
+ *          realloc-stack | realloc-interior | realloc-mmap
+ *
+ * Prints "ptr=0x..." (the bad pointer) on stdout before the bad call, so
+ * the test can check that the allocator's message names it.  The
+ * allocator is expected to report the call and abort; if the call returns,
+ * the helper says so and exits 1.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Hides where a pointer came from, so the compiler does not warn about
+ * (or fold away) the deliberate misuse. */
+static void *launder(void *p) {
+  void *volatile v = p;
+  return v;
+}
+
+static void announce(const void *p) {
+  printf("ptr=%p\n", p);
+  fflush(stdout);
+}
+
+static void *bad_pointer(const char *kind, char *stack) {
+  if (strcmp(kind, "stack") == 0)
+    return stack + 32;
+  if (strcmp(kind, "interior") == 0) {
+    char *p = malloc(256);
+    CHECK(p != NULL, "malloc(256)");
+    memset(p, 0, 256);
+    return p + 64;
+  }
+  if (strcmp(kind, "mmap") == 0) {
+    char *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "mmap");
+    return m + 4096;
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  char stack[256];
+  memset(stack, 0, sizeof stack);
+  if (argc != 2) {
+    fprintf(stderr, "usage: misuse free-KIND|realloc-KIND|double-free\n");
+    return 2;
+  }
+  const char *what = argv[1];
+  if (strcmp(what, "double-free") == 0) {
+    void *a = malloc(64), *p = malloc(64), *b = malloc(64);
+    CHECK(a && p && b, "malloc(64)");
+    free(p);
+    announce(p);
+    free(launder(p));
+    fprintf(stderr, "misuse: second free(%p) returned\n", p);
+    return 1;
+  }
+  if (strncmp(what, "free-", 5) == 0) {
+    void *p = bad_pointer(what + 5, stack);
+    if (!p)
+      goto usage;
+    announce(p);
+    free(launder(p));
+    fprintf(stderr, "misuse: free(%p) returned\n", p);
+    return 1;
+  }
+  if (strncmp(what, "realloc-", 8) == 0) {
+    void *p = bad_pointer(what + 8, stack);
+    if (!p)
+      goto usage;
+    announce(p);
+    void *r = realloc(launder(p), 100);
+    fprintf(stderr, "misuse: realloc(%p, 100) returned %p\n", p, r);
+    return 1;
+  }
+usage:
+  fprintf(stderr, "misuse: unknown case '%s'\n", what);
+  return 2;
+}

@@ -1,0 +1,73 @@
+/* test_api.c - the malloc family's semantics under libsimalloc.
+ *
+ * Each test runs one subcommand of the api helper with the library
+ * preloaded; the helper checks the rules and prints what it saw.
+ */
+#include "run.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static it_result api(const char *cmd, const char *arg, const char *const env[]) {
+  const char *argv[] = {"api", cmd, arg, NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, cmd);
+  return r;
+}
+
+#define API_TEST(name, cmd, key, want)                                \
+  Test(api, name) {                                                    \
+    it_result r = api(cmd, NULL, NULL);                                \
+    cr_assert_eq(it_value(r.out, key), want, "%s: %s", cmd, r.out);    \
+    it_result_free(&r);                                                \
+  }
+
+API_TEST(sixteen_byte_alignment, "align", "alignment", 16)
+API_TEST(malloc_zero_is_unique, "malloc0", "distinct", 3)
+API_TEST(realloc_null_is_malloc, "realloc-null", "ok", 1)
+API_TEST(realloc_zero_frees, "realloc-zero", "reused", 1)
+API_TEST(realloc_keeps_contents_when_moving, "realloc-move", "ok", 1)
+API_TEST(realloc_grows_in_place, "realloc-grow", "moved", 0)
+API_TEST(huge_requests_fail_with_enomem, "huge", "enomem", 1)
+API_TEST(requests_beyond_any_arena_fail_with_enomem, "beyond-arena", "enomem", 1)
+API_TEST(posix_memalign_alignments, "posix-memalign", "ok", 1)
+API_TEST(aligned_alloc_and_memalign, "aligned", "ok", 1)
+API_TEST(free_null_is_a_noop, "free-null", "ok", 1)
+API_TEST(free_preserves_errno, "free-errno", "ok", 1)
+API_TEST(usable_size_is_writable, "usable", "blocks", 600)
+API_TEST(calloc_zeroes_reused_memory, "calloc", "ok", 1)
+API_TEST(free_sized_and_free_aligned_sized, "sized", "ok", 1)
+
+Test(api, realloc_shrinks_in_place) {
+  it_result r = api("realloc-shrink", NULL, NULL);
+  cr_assert_null(strstr(r.out, "moved=1"), "a shrinking realloc moved:\n%s", r.out);
+  cr_assert_not_null(strstr(r.out, "shrink 32 moved=0"), "shrink to 32 missing:\n%s", r.out);
+  it_result_free(&r);
+}
+
+Test(api, valloc_and_pvalloc_are_page_aligned) {
+  it_result r = api("page", NULL, NULL);
+  cr_assert_gt(it_value(r.out, "page"), 0);
+  it_result_free(&r);
+}
+
+Test(api, failed_realloc_beyond_ptrdiff_max_keeps_block) {
+  it_result r = api("realloc-fail", "9223372036854775808", NULL);
+  cr_assert_eq(it_value(r.out, "intact"), 1);
+  it_result_free(&r);
+}
+
+Test(api, failed_realloc_beyond_arena_keeps_block) {
+  const char *env[] = {"SIMALLOC_ARENA_SIZE=4M", NULL};
+  it_result r = api("realloc-fail", "8M", env);
+  cr_assert_eq(it_value(r.out, "intact"), 1);
+  it_result_free(&r);
+}
+
+Test(api, helper_rejects_unknown_command) {
+  const char *argv[] = {"api", "no-such-command", NULL};
+  it_result r = it_helper(argv, NULL, IT_PRELOAD);
+  cr_assert(r.exited && r.code == 2, "helper %s", it_describe(&r));
+  cr_assert_not_null(strstr(r.err, "unknown command"));
+  it_result_free(&r);
+}

@@ -1,0 +1,44 @@
+/* test_early.c - calls that arrive before the library's constructor.
+ *
+ * The early helper links a library whose constructor uses every family
+ * member; the dynamic linker's own trace (LD_DEBUG=files) proves that
+ * constructor ran before libsimalloc's.
+ */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+/* Position of the "calling init:" line naming an object, or NULL. */
+static const char *init_of(const char *trace, const char *object) {
+  for (const char *p = strstr(trace, "calling init: "); p; p = strstr(p + 1, "calling init: ")) {
+    const char *eol = strchr(p, '\n');
+    size_t len = eol ? (size_t)(eol - p) : strlen(p);
+    if (memmem(p, len, object, strlen(object)))
+      return p;
+  }
+  return NULL;
+}
+
+Test(early, allocation_before_the_library_constructor) {
+  const char *argv[] = {"early", NULL};
+  const char *env[] = {"LD_DEBUG=files", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, "early");
+  cr_assert_eq(it_value(r.out, "lib"), 0, "%s", r.err);
+  cr_assert_eq(it_value(r.out, "exe"), 0, "%s", r.err);
+  const char *ours = init_of(r.err, "libsimalloc");
+  const char *theirs = init_of(r.err, "libearly_ctor");
+  cr_assert_not_null(theirs, "no init of the early library in the trace:\n%s", r.err);
+  if (ours)
+    cr_assert_lt(theirs, ours, "libsimalloc was initialised first:\n%s", r.err);
+  it_result_free(&r);
+}
+
+Test(early, constructors_without_preload) {
+  const char *argv[] = {"early", NULL};
+  it_result r = it_helper(argv, NULL, IT_PLAIN);
+  it_assert_ok(&r, "early (plain)");
+  it_result_free(&r);
+}

@@ -1,0 +1,51 @@
+/* test_stats.c - SIMALLOC_STATS=1 prints a summary at exit. */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The number after the first standalone word `name` in text, or -1. */
+static long long count_of(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+    if ((p > text && isalnum((unsigned char)p[-1])) || isalnum((unsigned char)p[n]) ||
+        p[n] == '_')
+      continue;
+    const char *q = p + n;
+    while (*q == ' ' || *q == '=' || *q == ':')
+      q++;
+    if (isdigit((unsigned char)*q))
+      return strtoll(q, NULL, 10);
+  }
+  return -1;
+}
+
+Test(stats, summary_at_exit) {
+  const char *argv[] = {"api", "stats", NULL};
+  const char *env[] = {"SIMALLOC_STATS=1", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, "api stats");
+  cr_assert_eq(strncmp(r.err, "simalloc:", 9), 0, "first stderr line:\n%s", r.err);
+  const char *words[] = {"peak", "largest free", "touched", "blocks"};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    cr_expect_not_null(strstr(r.err, words[i]), "no \"%s\" in:\n%s", words[i], r.err);
+  /* the per-function counts follow the word "calls" when it is there */
+  const char *calls = strstr(r.err, "calls");
+  calls = calls ? calls : r.err;
+  cr_expect_geq(count_of(calls, "malloc"), 1000, "malloc count in:\n%s", r.err);
+  cr_expect_geq(count_of(calls, "calloc"), 500, "calloc count in:\n%s", r.err);
+  cr_expect_geq(count_of(calls, "realloc"), 299, "realloc count in:\n%s", r.err);
+  cr_expect_geq(count_of(calls, "free"), 1500, "free count in:\n%s", r.err);
+  it_result_free(&r);
+}
+
+Test(stats, silent_by_default) {
+  const char *argv[] = {"api", "stats", NULL};
+  it_result r = it_helper(argv, NULL, IT_PRELOAD);
+  it_assert_ok(&r, "api stats");
+  cr_assert_null(strstr(r.err, "simalloc:"), "unexpected output:\n%s", r.err);
+  it_result_free(&r);
+}
