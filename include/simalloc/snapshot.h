@@ -1,0 +1,176 @@
+/* simalloc/snapshot.h - the heap snapshot that a process publishes.
+ *
+ * Every process running on libsimalloc publishes its heap in a POSIX
+ * shared-memory object named "/simalloc-<uid>-<pid>" (see shm_open(3); on
+ * Linux it appears as /dev/shm/simalloc-<uid>-<pid>), created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, and removed at exit.
+ *
+ * This header is the contract between the writer (inside the library) and
+ * any reader (simalloc-dump).  All fields are fixed width, little endian as
+ * the host, and every section is located by a byte offset from the start of
+ * the segment, never by a pointer.  A reader must trust nothing: it checks
+ * the magic, the version, the header size, and that every section lies
+ * inside the segment, before it reads a single entry.
+ *
+ * Layout of the segment:
+ *
+ *   +--------------------------+ 0
+ *   | simalloc_snap_header     |   header_size bytes
+ *   +--------------------------+ map_offset
+ *   | simalloc_snap_cell[map_cells]        coarse heap map
+ *   +--------------------------+ hist_offset
+ *   | simalloc_snap_hist[hist_classes]     size histogram
+ *   +--------------------------+ history_offset
+ *   | simalloc_snap_sample[history_cap]    ring of samples, ~1 per second
+ *   +--------------------------+ blocks_offset
+ *   | simalloc_snap_block[blocks_cap]      block list (first block_count)
+ *   +--------------------------+ segment_size
+ *
+ * Consistency: `seq` is a sequence counter.  The writer makes it odd before
+ * it changes anything and even again afterwards.  A reader copies the
+ * segment, then re-reads `seq`: the copy is good if seq was even and did not
+ * change; otherwise it retries a bounded number of times.
+ *
+ * Freshness: a reader that wants a fresh snapshot atomically increments
+ * `request` and wakes it with FUTEX_WAKE (a shared futex, so no
+ * FUTEX_PRIVATE_FLAG).  The writer's thread sleeps on `request`, publishes,
+ * stores the request value it served in `served`, and wakes waiters on
+ * `seq`.  Nobody asking means the writer never wakes.
+ */
+#ifndef SIMALLOC_SNAPSHOT_H
+#define SIMALLOC_SNAPSHOT_H
+
+#include <stdint.h>
+
+#define SIMALLOC_SNAP_MAGIC   UINT64_C(0x3150414e53414d53) /* "SMASNAP1" */
+#define SIMALLOC_SNAP_VERSION 1u
+#define SIMALLOC_SNAP_NAME_FMT "/simalloc-%u-%d"            /* uid, pid */
+
+#define SIMALLOC_SNAP_EXE_LEN    256  /* NUL-terminated, truncated */
+#define SIMALLOC_SNAP_HOLES      16   /* largest free holes kept */
+#define SIMALLOC_SNAP_HEAPS      64   /* heaps described in the header */
+
+/* Block states, in the low bits of simalloc_snap_block.size_state. */
+enum simalloc_snap_state {
+  SIMALLOC_SNAP_FREE = 0,
+  SIMALLOC_SNAP_USED = 1,
+  SIMALLOC_SNAP_CACHED = 2,  /* freed, held in a thread cache */
+};
+#define SIMALLOC_SNAP_STATE_MASK UINT64_C(0xf)   /* sizes are 16-byte multiples */
+
+/* One cell of the coarse map: the bytes of [i * cell_bytes, (i+1) *
+ * cell_bytes) of the touched arena that are in used / free / cached blocks.
+ * used + free + cached == cell_bytes except in the last cell. */
+typedef struct simalloc_snap_cell {
+  uint64_t used;
+  uint64_t free;
+  uint64_t cached;
+} simalloc_snap_cell;
+
+/* A block: offset of its header from arena_base, and its size with the
+ * state in the low four bits. */
+typedef struct simalloc_snap_block {
+  uint64_t offset;
+  uint64_t size_state;
+} simalloc_snap_block;
+
+/* Size class k holds blocks of size in [2^k, 2^(k+1)). */
+typedef struct simalloc_snap_hist {
+  uint64_t used_count;
+  uint64_t used_bytes;
+  uint64_t free_count;
+  uint64_t free_bytes;
+} simalloc_snap_hist;
+
+/* One history sample; time_s is seconds since the process started. */
+typedef struct simalloc_snap_sample {
+  uint64_t time_s;
+  uint64_t used_bytes;
+  uint64_t free_bytes;
+  uint64_t rss_bytes;
+} simalloc_snap_sample;
+
+/* A free hole: offset from arena_base and size. */
+typedef struct simalloc_snap_hole {
+  uint64_t offset;
+  uint64_t size;
+} simalloc_snap_hole;
+
+/* A heap inside the arena: its range as offsets from arena_base. */
+typedef struct simalloc_snap_heap {
+  uint64_t start;
+  uint64_t end;
+} simalloc_snap_heap;
+
+typedef struct simalloc_snap_header {
+  uint64_t magic;              /* SIMALLOC_SNAP_MAGIC */
+  uint32_t version;            /* SIMALLOC_SNAP_VERSION */
+  uint32_t header_size;        /* sizeof(simalloc_snap_header) of the writer */
+  uint64_t segment_size;       /* bytes in the whole segment */
+
+  uint32_t seq;                /* odd while the writer is writing */
+  uint32_t request;            /* readers increment and FUTEX_WAKE this */
+  uint32_t served;             /* last request value published */
+  uint32_t flags;              /* SIMALLOC_SNAP_F_* */
+
+  /* process identity */
+  int64_t pid;
+  uint64_t start_time_ns;      /* CLOCK_REALTIME at start-up */
+  uint64_t publish_time_ns;    /* CLOCK_REALTIME of this snapshot */
+  uint64_t publish_count;
+  char exe[SIMALLOC_SNAP_EXE_LEN];
+
+  /* arena */
+  uint64_t arena_base;         /* address in the target, informative only */
+  uint64_t arena_size;
+  uint64_t arena_touched;      /* bytes from arena_base ever written */
+  uint32_t heap_count;
+  uint32_t reserved0;
+  simalloc_snap_heap heaps[SIMALLOC_SNAP_HEAPS];
+
+  /* totals, over the whole arena */
+  uint64_t used_bytes;
+  uint64_t free_bytes;         /* free bytes inside the touched part */
+  uint64_t cached_bytes;
+  uint64_t used_blocks;
+  uint64_t free_blocks;
+  uint64_t cached_blocks;
+  uint64_t largest_free;
+  uint64_t fragmentation_ppm;  /* (1 - largest_free / free_bytes) * 1e6 */
+  uint64_t rss_bytes;
+  uint64_t peak_used_bytes;
+
+  /* the largest free holes, largest first */
+  uint32_t hole_count;
+  uint32_t reserved1;
+  simalloc_snap_hole holes[SIMALLOC_SNAP_HOLES];
+
+  /* coarse map */
+  uint64_t map_offset;
+  uint32_t map_cells;          /* cells in use */
+  uint32_t map_cap;
+  uint64_t map_cell_bytes;
+
+  /* size histogram */
+  uint64_t hist_offset;
+  uint32_t hist_classes;
+  uint32_t reserved2;
+
+  /* history ring: the newest sample is at (history_head + history_len - 1)
+   * % history_cap */
+  uint64_t history_offset;
+  uint32_t history_cap;
+  uint32_t history_len;
+  uint32_t history_head;
+  uint32_t reserved3;
+
+  /* block list */
+  uint64_t blocks_offset;
+  uint64_t blocks_cap;
+  uint64_t block_count;        /* entries present */
+  uint64_t block_total;        /* blocks in the heap; > block_count if cut */
+} simalloc_snap_header;
+
+#define SIMALLOC_SNAP_F_TRUNCATED 1u   /* the block list was cut at blocks_cap */
+
+#endif

@@ -1,0 +1,103 @@
+/* block.h - the layout of a block and its accessors.
+ *
+ * The heap is a contiguous run of blocks, each a multiple of 16 bytes and
+ * starting on a 16-byte boundary, ended by a zero-sized epilogue:
+ *
+ *  used block at b                     free block at b
+ *  +------------------------+ b        +------------------------+ b
+ *  | prev_foot (8)          |          | prev_foot (8)          |
+ *  +------------------------+ b+8      +------------------------+ b+8
+ *  | head: size|check|flags |          | head: size|check|flags |
+ *  +------------------------+ b+16     +------------------------+ b+16
+ *  | payload ...            |          | tree node: left, right,|
+ *  |                        |          |   subtree max, priority|
+ *  |                        |          +------------------------+ b+32
+ *  |                        |          | (unused, maybe released|
+ *  |                        |          |  to the kernel)        |
+ *  +- - - - - - - - - - - - + b+size   +------------------------+ b+size
+ *  | ...last 8 payload bytes| = the next block's prev_foot = size (footer)
+ *  +------------------------+ b+size+8
+ *
+ * head, 64 bits:
+ *   63..32  size in 16-byte units (blocks are < 64 GiB)
+ *   31..3   check: a keyed hash of the block's address, size and flags,
+ *           so a header that was overwritten or never written is noticed
+ *    2      CLEAN: (free blocks) the whole pages of the block after its
+ *           tree node read as zero
+ *    1      PREV_USED: the block before this one is in use
+ *    0      USED
+ *
+ * prev_foot belongs to the previous block: while that block is free it
+ * holds its size (the boundary tag that lets free() find it); while it is
+ * used it is the last 8 bytes of its payload.  So a used block costs 8
+ * bytes of overhead, and the payload of a block of size s is s - 8 bytes.
+ *
+ * Invariants (checked by sa_heap_check):
+ *   - blocks tile [start, epilogue) exactly; sizes are >= SA_MIN_BLOCK;
+ *   - no two free blocks are adjacent (frees coalesce immediately), so
+ *     the PREV_USED flag of a free block is always set;
+ *   - every free block is in the free tree and its footer equals its size;
+ *   - a block's PREV_USED flag tells the state of the block before it.
+ */
+#ifndef SA_BLOCK_H
+#define SA_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SA_ALIGN      16u
+#define SA_PAYLOAD    16u   /* payload offset from the block start */
+#define SA_OVERHEAD   8u    /* head; prev_foot is lent to the payload */
+#define SA_MIN_BLOCK  32u   /* a free block must hold head + tree node */
+#define SA_UNIT_SHIFT 4
+#define SA_MAX_BLOCK  (((size_t)UINT32_MAX) << SA_UNIT_SHIFT)
+
+#define SA_USED      UINT64_C(1)
+#define SA_PREV_USED UINT64_C(2)
+#define SA_CLEAN     UINT64_C(4)
+#define SA_FLAGS     UINT64_C(7)
+#define SA_CHECK     UINT64_C(0xfffffff8)
+
+/* The tree node kept in a free block's first payload bytes; links are unit
+ * offsets from the heap origin, 0 meaning none. */
+typedef struct sa_node {
+  uint32_t left, right;
+  uint32_t max;   /* largest block size in this subtree, in units */
+  uint32_t prio;  /* treap priority: a parent's is >= its children's */
+} sa_node;
+
+static inline uint64_t *blk_head_ptr(uintptr_t b) { return (uint64_t *)(b + 8); }
+static inline uint64_t *blk_foot_of_prev(uintptr_t b) { return (uint64_t *)b; }
+static inline sa_node *blk_node(uintptr_t b) { return (sa_node *)(b + SA_PAYLOAD); }
+static inline void *blk_payload(uintptr_t b) { return (void *)(b + SA_PAYLOAD); }
+static inline uintptr_t blk_of_payload(const void *p) { return (uintptr_t)p - SA_PAYLOAD; }
+
+static inline size_t head_size(uint64_t h) { return (size_t)(h >> 32) << SA_UNIT_SHIFT; }
+static inline uint32_t head_units(uint64_t h) { return (uint32_t)(h >> 32); }
+static inline uint64_t head_flags(uint64_t h) { return h & SA_FLAGS; }
+
+/* The check bits of a header: a keyed mix of where it is and what it says. */
+static inline uint64_t head_check(uintptr_t b, uint64_t size_and_flags, uint64_t key) {
+  uint64_t x = (b ^ key) + size_and_flags * UINT64_C(0x9e3779b97f4a7c15);
+  x ^= x >> 31;
+  x *= UINT64_C(0xbf58476d1ce4e5b9);
+  x ^= x >> 29;
+  return x & SA_CHECK;
+}
+
+static inline uint64_t head_make(uintptr_t b, size_t size, uint64_t flags, uint64_t key) {
+  uint64_t sf = ((uint64_t)(size >> SA_UNIT_SHIFT) << 32) | flags;
+  return sf | head_check(b, sf, key);
+}
+
+static inline int head_valid(uintptr_t b, uint64_t h, uint64_t key) {
+  return (h & SA_CHECK) == head_check(b, h & ~SA_CHECK, key);
+}
+
+/* Bytes of block for a request of n payload bytes (n <= PTRDIFF_MAX). */
+static inline size_t blk_size_for(size_t n) {
+  size_t s = (n + SA_OVERHEAD + SA_ALIGN - 1) & ~(size_t)(SA_ALIGN - 1);
+  return s < SA_MIN_BLOCK ? SA_MIN_BLOCK : s;
+}
+
+#endif

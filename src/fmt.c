@@ -1,0 +1,65 @@
+/* fmt.c - allocation-free message formatting and fatal errors. */
+#include "fmt.h"
+
+#include "os.h"
+
+void sa_fmt_str(sa_fmt *f, const char *s) {
+  while (*s && f->len < f->cap) f->buf[f->len++] = *s++;
+}
+
+static void put_digits(sa_fmt *f, uint64_t v, unsigned base) {
+  char tmp[24];
+  int n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v);
+  while (n > 0 && f->len < f->cap) f->buf[f->len++] = tmp[--n];
+}
+
+void sa_fmt_u64(sa_fmt *f, uint64_t v) { put_digits(f, v, 10); }
+
+void sa_fmt_hex(sa_fmt *f, uint64_t v) {
+  sa_fmt_str(f, "0x");
+  put_digits(f, v, 16);
+}
+
+void sa_fmt_size(sa_fmt *f, uint64_t bytes) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  uint64_t whole = bytes, tenth = 0;
+  while (whole >= 1024 && u < 4) {
+    tenth = (whole % 1024) * 10 / 1024;
+    whole /= 1024;
+    u++;
+  }
+  put_digits(f, whole, 10);
+  if (u > 0) {
+    sa_fmt_str(f, ".");
+    put_digits(f, tenth, 10);
+  }
+  sa_fmt_str(f, " ");
+  sa_fmt_str(f, unit[u]);
+}
+
+_Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p) {
+  char buf[200];
+  sa_fmt f = SA_FMT_INIT(buf);
+  sa_fmt_str(&f, "simalloc: ");
+  sa_fmt_str(&f, call);
+  sa_fmt_str(&f, "(): ");
+  sa_fmt_str(&f, what);
+  sa_fmt_str(&f, " ");
+  sa_fmt_hex(&f, (uintptr_t)p);
+  sa_fmt_str(&f, "\n");
+  sa_os_die(f.buf, f.len);
+}
+
+_Noreturn void sa_fatal(const char *msg) {
+  char buf[200];
+  sa_fmt f = SA_FMT_INIT(buf);
+  sa_fmt_str(&f, "simalloc: ");
+  sa_fmt_str(&f, msg);
+  sa_fmt_str(&f, "\n");
+  sa_os_die(f.buf, f.len);
+}

@@ -1,0 +1,196 @@
+/* freetree.c - address-ordered treap with subtree maxima (freetree.h).
+ *
+ * The recursive helpers return the new root of the subtree they were
+ * given; `pull` recomputes a node's subtree maximum from its own size and
+ * its children's.  Recursion depth is the tree depth, O(log n). */
+#include "freetree.h"
+
+#include "block.h"
+
+#define NODE(t, u) blk_node((t)->origin + ((uintptr_t)(u) << SA_UNIT_SHIFT))
+#define UNIT(t, b) ((uint32_t)(((b) - (t)->origin) >> SA_UNIT_SHIFT))
+
+static inline uint32_t units_of(const sa_freetree *t, uint32_t u) {
+  return head_units(*blk_head_ptr(t->origin + ((uintptr_t)u << SA_UNIT_SHIFT)));
+}
+
+static inline uint32_t max_of(const sa_freetree *t, uint32_t u) {
+  return u ? NODE(t, u)->max : 0;
+}
+
+static inline void pull(const sa_freetree *t, uint32_t u) {
+  sa_node *n = NODE(t, u);
+  uint32_t m = units_of(t, u), l = max_of(t, n->left), r = max_of(t, n->right);
+  if (l > m) m = l;
+  if (r > m) m = r;
+  n->max = m;
+}
+
+void sa_tree_init(sa_freetree *t, uintptr_t origin, uint32_t seed) {
+  t->origin = origin;
+  t->root = 0;
+  t->rng = seed ? seed : 0x9e3779b9u;
+}
+
+static uint32_t next_prio(sa_freetree *t) {
+  uint32_t x = t->rng;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return t->rng = x;
+}
+
+/* Splits subtree u into the nodes below key (*lo) and above it (*hi). */
+static void split(const sa_freetree *t, uint32_t u, uint32_t key, uint32_t *lo, uint32_t *hi) {
+  if (!u) {
+    *lo = *hi = 0;
+    return;
+  }
+  sa_node *n = NODE(t, u);
+  if (u < key) {
+    split(t, n->right, key, &n->right, hi);
+    *lo = u;
+  } else {
+    split(t, n->left, key, lo, &n->left);
+    *hi = u;
+  }
+  pull(t, u);
+}
+
+/* Joins two subtrees, every node of a below every node of b. */
+static uint32_t merge(const sa_freetree *t, uint32_t a, uint32_t b) {
+  if (!a) return b;
+  if (!b) return a;
+  sa_node *na = NODE(t, a), *nb = NODE(t, b);
+  if (na->prio >= nb->prio) {
+    na->right = merge(t, na->right, b);
+    pull(t, a);
+    return a;
+  }
+  nb->left = merge(t, a, nb->left);
+  pull(t, b);
+  return b;
+}
+
+static uint32_t insert(const sa_freetree *t, uint32_t u, uint32_t x) {
+  sa_node *nx = NODE(t, x);
+  if (!u || nx->prio > NODE(t, u)->prio) {
+    split(t, u, x, &nx->left, &nx->right);
+    pull(t, x);
+    return x;
+  }
+  sa_node *n = NODE(t, u);
+  if (x < u)
+    n->left = insert(t, n->left, x);
+  else
+    n->right = insert(t, n->right, x);
+  pull(t, u);
+  return u;
+}
+
+void sa_tree_insert(sa_freetree *t, uintptr_t b) {
+  uint32_t x = UNIT(t, b);
+  sa_node *n = NODE(t, x);
+  n->left = n->right = 0;
+  n->prio = next_prio(t);
+  t->root = insert(t, t->root, x);
+}
+
+static uint32_t remove_node(const sa_freetree *t, uint32_t u, uint32_t x) {
+  if (!u) return 0;  /* not found: left to the caller's checks */
+  sa_node *n = NODE(t, u);
+  if (u == x) return merge(t, n->left, n->right);
+  if (x < u)
+    n->left = remove_node(t, n->left, x);
+  else
+    n->right = remove_node(t, n->right, x);
+  pull(t, u);
+  return u;
+}
+
+void sa_tree_remove(sa_freetree *t, uintptr_t b) {
+  t->root = remove_node(t, t->root, UNIT(t, b));
+}
+
+/* Walks to x, calls pull on the way back; if y != 0, y replaces x. */
+static uint32_t touch(const sa_freetree *t, uint32_t u, uint32_t x, uint32_t y) {
+  if (!u) return 0;
+  sa_node *n = NODE(t, u);
+  if (u == x) {
+    if (y) u = y;  /* y's node already holds x's links */
+  } else if (x < u) {
+    n->left = touch(t, n->left, x, y);
+  } else {
+    n->right = touch(t, n->right, x, y);
+  }
+  pull(t, u);
+  return u;
+}
+
+void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
+  t->root = touch(t, t->root, UNIT(t, old), UNIT(t, nb));
+}
+
+void sa_tree_resized(sa_freetree *t, uintptr_t b) {
+  t->root = touch(t, t->root, UNIT(t, b), 0);
+}
+
+uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
+  uint32_t want = (uint32_t)(size >> SA_UNIT_SHIFT);
+  uint32_t u = t->root;
+  if (!u || NODE(t, u)->max < want) return 0;
+  for (;;) {
+    sa_node *n = NODE(t, u);
+    if (n->left && NODE(t, n->left)->max >= want)
+      u = n->left;
+    else if (units_of(t, u) >= want)
+      return t->origin + ((uintptr_t)u << SA_UNIT_SHIFT);
+    else if (n->right && NODE(t, n->right)->max >= want)
+      u = n->right;
+    else
+      return 0;  /* maxima disagree with sizes: the caller reports it */
+  }
+}
+
+size_t sa_tree_largest(const sa_freetree *t) {
+  return (size_t)max_of(t, t->root) << SA_UNIT_SHIFT;
+}
+
+typedef struct check_state {
+  const sa_freetree *t;
+  void (*visit)(uintptr_t, void *);
+  void *ctx;
+  uint32_t last;
+  long count;
+  const char *why;
+} check_state;
+
+static void check_rec(check_state *s, uint32_t u, uint32_t parent_prio, int depth) {
+  if (!u || s->why) return;
+  const sa_freetree *t = s->t;
+  sa_node *n = NODE(t, u);
+  if (depth > 1000) { s->why = "free tree too deep (cycle?)"; return; }
+  if (n->prio > parent_prio) { s->why = "free tree priority order broken"; return; }
+  check_rec(s, n->left, n->prio, depth + 1);
+  if (s->why) return;
+  if (u <= s->last) { s->why = "free tree address order broken"; return; }
+  s->last = u;
+  uint32_t m = units_of(t, u);
+  if (max_of(t, n->left) > m) m = max_of(t, n->left);
+  if (max_of(t, n->right) > m) m = max_of(t, n->right);
+  s->count++;
+  if (s->visit) s->visit(t->origin + ((uintptr_t)u << SA_UNIT_SHIFT), s->ctx);
+  check_rec(s, n->right, n->prio, depth + 1);
+  if (!s->why && m != n->max) s->why = "free tree subtree maximum wrong";
+}
+
+long sa_tree_check(const sa_freetree *t, void (*visit)(uintptr_t, void *),
+                   void *ctx, const char **why) {
+  check_state s = {t, visit, ctx, 0, 0, NULL};
+  check_rec(&s, t->root, UINT32_MAX, 0);
+  if (s.why) {
+    *why = s.why;
+    return -1;
+  }
+  return s.count;
+}

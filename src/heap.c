@@ -1,0 +1,459 @@
+/* heap.c - allocate, free, split, coalesce and resize on one heap.
+ *
+ * Owns the block chain of a heap (block.h) and keeps its free tree
+ * (freetree.h) in step with it.  Every function named *_locked runs with
+ * the heap lock held; the public sa_heap_* entry points take it.
+ *
+ * Pages: a free block flagged CLEAN has all whole pages after its tree node
+ * reading as zero (fresh from the kernel, or given back with
+ * sa_os_release).  When a coalesced free block reaches the release
+ * threshold, the pages of its dirty part are given back and the block is
+ * flagged CLEAN; calloc skips zeroing the pages it knows are clean.
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "block.h"
+#include "fmt.h"
+#include "os.h"
+
+/* ---- small accessors ---------------------------------------------------- */
+
+static inline uint64_t head(uintptr_t b) { return *blk_head_ptr(b); }
+
+static inline void set_head(const sa_heap *h, uintptr_t b, size_t size, uint64_t flags) {
+  *blk_head_ptr(b) = head_make(b, size, flags, h->key);
+}
+
+/* The boundary tag of a free block: its size, in the next block's prev_foot. */
+static inline void set_foot(uintptr_t b, size_t size) {
+  *blk_foot_of_prev(b + size) = size;
+}
+
+static inline void set_prev_used(const sa_heap *h, uintptr_t b, int used) {
+  uint64_t hd = head(b);
+  uint64_t flags = (hd & (SA_USED | SA_CLEAN)) | (used ? SA_PREV_USED : 0);
+  set_head(h, b, head_size(hd), flags);
+}
+
+static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
+static inline uintptr_t page_ceil(uintptr_t a) { return (a + 4095) & ~(uintptr_t)4095; }
+
+static inline void account_used(sa_heap *h, size_t size) {
+  h->st.used_bytes += size;
+  h->st.used_blocks++;
+  if (h->st.used_bytes > h->st.peak_used) h->st.peak_used = h->st.used_bytes;
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages) {
+  uintptr_t s = (uintptr_t)mem;
+  if ((s & (SA_ALIGN - 1)) || size < SA_HEAP_MIN_SIZE) return -1;
+  size &= ~(size_t)(SA_ALIGN - 1);
+  if (size > SA_MAX_BLOCK) size = SA_MAX_BLOCK;
+  memset(h, 0, sizeof *h);
+  h->key = sa_os_random64() ^ (uint64_t)(uintptr_t)h;
+  h->start = s;
+  h->end = s + size;
+  h->epilogue = h->end - SA_PAYLOAD;
+  h->release_pages = release_pages;
+  h->release_threshold = 128 * 1024;
+  sa_tree_init(&h->tree, s - SA_PAYLOAD, (uint32_t)(h->key >> 17));
+
+  size_t first = h->epilogue - s;
+  set_head(h, s, first, SA_PREV_USED | (release_pages ? SA_CLEAN : 0));
+  set_foot(s, first);
+  set_head(h, h->epilogue, 0, SA_USED);
+  sa_tree_insert(&h->tree, s);
+  h->st.free_blocks = 1;
+  h->touched = s + SA_MIN_BLOCK;
+  return 0;
+}
+
+int sa_heap_contains(const sa_heap *h, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return a >= h->start && a < h->end;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+/* The block of a pointer handed to free/realloc, or a fatal error. */
+static uintptr_t checked_used(const sa_heap *h, const void *p, const char *call) {
+  uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+  if ((a & (SA_ALIGN - 1)) || a < h->start + SA_PAYLOAD || a >= h->epilogue)
+    sa_fatal_ptr(call, "invalid pointer", p);
+  uint64_t hd = head(b);
+  if (!head_valid(b, hd, h->key)) sa_fatal_ptr(call, "invalid pointer", p);
+  if (!(hd & SA_USED)) sa_fatal_ptr(call, "double free", p);
+  size_t size = head_size(hd);
+  if (size < SA_MIN_BLOCK || size > h->epilogue - b) sa_fatal_ptr(call, "invalid pointer", p);
+  uint64_t next = head(b + size);
+  if (!head_valid(b + size, next, h->key) || !(next & SA_PREV_USED))
+    sa_fatal_ptr(call, "heap overflow: the header after this block is damaged", p);
+  return b;
+}
+
+/* A free neighbour about to be merged: its header must be sound. */
+static uint64_t checked_free(const sa_heap *h, uintptr_t b, const void *p, const char *call) {
+  uint64_t hd = head(b);
+  if (b < h->start || b >= h->epilogue || !head_valid(b, hd, h->key) || (hd & SA_USED))
+    sa_fatal_ptr(call, "heap corruption: a free neighbour's header is damaged", p);
+  return hd;
+}
+
+/* ---- the core: claim, allocate, free ------------------------------------- */
+
+/* Takes keep bytes from the front of free block f (head fh) out of the
+ * index.  The rest stays free in f's place if it can stand alone as a
+ * block; otherwise it is taken too.  Returns the bytes taken; the caller
+ * writes the head of what it took. */
+static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
+  size_t fsize = head_size(fh), rest = fsize - keep;
+  if (rest >= SA_MIN_BLOCK) {
+    uintptr_t r = f + keep;
+    sa_node node = *blk_node(f);  /* r's head may overlap f's node */
+    set_head(h, r, rest, SA_PREV_USED | (fh & SA_CLEAN));
+    set_foot(r, rest);
+    *blk_node(r) = node;
+    sa_tree_replace(&h->tree, f, r);
+    if (r + SA_MIN_BLOCK > h->touched) h->touched = r + SA_MIN_BLOCK;
+    return keep;
+  }
+  sa_tree_remove(&h->tree, f);
+  h->st.free_blocks--;
+  set_prev_used(h, f + fsize, 1);
+  if (f + fsize > h->touched) h->touched = f + fsize;
+  return fsize;
+}
+
+/* The lowest-addressed free block of at least need bytes, or 0. */
+static uintptr_t find(const sa_heap *h, size_t need) {
+  uintptr_t f = sa_tree_first_fit(&h->tree, need);
+  if (!f) {
+    if (sa_tree_largest(&h->tree) >= need) sa_fatal("free index damaged (maxima disagree)");
+    return 0;
+  }
+  uint64_t fh = head(f);
+  if (f < h->start || f >= h->epilogue || !head_valid(f, fh, h->key) ||
+      (fh & SA_USED) || head_size(fh) < need)
+    sa_fatal_ptr("malloc", "free index damaged at", (void *)f);
+  return f;
+}
+
+/* Allocates a block of need bytes.  If zone is given, it receives the
+ * range of the block's memory known to read as zero. */
+static uintptr_t alloc_locked(sa_heap *h, size_t need, uintptr_t zone[2]) {
+  uintptr_t f = find(h, need);
+  if (!f) return 0;
+  uint64_t fh = head(f);
+  if (zone) {
+    int clean = (fh & SA_CLEAN) != 0;
+    zone[0] = clean ? page_ceil(f + SA_MIN_BLOCK) : 0;
+    zone[1] = clean ? page_floor(f + head_size(fh)) : 0;
+  }
+  size_t got = claim(h, f, need, fh);
+  set_head(h, f, got, SA_USED | (fh & SA_PREV_USED));
+  account_used(h, got);
+  return f;
+}
+
+/* Gives back the whole pages of [dl, dr) that lie in the clean zone of the
+ * free block [m, m + size).  Returns 0 if the block may be flagged CLEAN. */
+static int release(const sa_heap *h, uintptr_t m, size_t size, uintptr_t dl, uintptr_t dr) {
+  (void)h;
+  uintptr_t zlo = page_ceil(m + SA_MIN_BLOCK), zhi = page_floor(m + size);
+  uintptr_t lo = page_floor(dl), hi = page_ceil(dr);
+  if (lo < zlo) lo = zlo;
+  if (hi > zhi) hi = zhi;
+  if (lo >= hi) return 0;
+  return sa_os_release((void *)lo, hi - lo);
+}
+
+/* Frees used block b and merges it with its free neighbours. */
+static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call) {
+  uint64_t hd = head(b);
+  size_t size = head_size(hd), total = size;
+  h->st.used_bytes -= size;
+  h->st.used_blocks--;
+
+  uintptr_t m = b, dl = b, dr = b + size;  /* merged block, dirty range */
+  int left = !(hd & SA_PREV_USED);
+  if (left) {
+    size_t ls = *blk_foot_of_prev(b);
+    m = b - ls;
+    uint64_t lh = checked_free(h, m, p, call);
+    if (head_size(lh) != ls) sa_fatal_ptr(call, "heap corruption: boundary tag damaged", p);
+    if (!(lh & SA_CLEAN)) dl = m;
+    total += ls;
+  }
+  uintptr_t r = b + size;
+  uint64_t rh = head(r);
+  int right = !(rh & SA_USED);
+  if (right) {
+    checked_free(h, r, p, call);
+    size_t rs = head_size(rh);
+    dr = (rh & SA_CLEAN) ? r + SA_MIN_BLOCK : r + rs;
+    total += rs;
+    if (left) {
+      sa_tree_remove(&h->tree, r);
+      h->st.free_blocks--;
+    } else {
+      *blk_node(b) = *blk_node(r);  /* b takes r's place; before r is released */
+    }
+  }
+
+  uint64_t clean = 0;
+  if (h->release_pages && total >= h->release_threshold && release(h, m, total, dl, dr) == 0)
+    clean = SA_CLEAN;
+  set_head(h, m, total, SA_PREV_USED | clean);
+  set_foot(m, total);
+  if (left)
+    sa_tree_resized(&h->tree, m);
+  else if (right)
+    sa_tree_replace(&h->tree, r, b);
+  else {
+    sa_tree_insert(&h->tree, b);
+    h->st.free_blocks++;
+  }
+  set_prev_used(h, m + total, 0);
+}
+
+/* Resizes used block b to need bytes without moving it; 1 on success. */
+static int resize_locked(sa_heap *h, uintptr_t b, size_t need, const void *p) {
+  uint64_t hd = head(b);
+  size_t size = head_size(hd);
+  uint64_t keep_flags = hd & (SA_USED | SA_PREV_USED);
+  if (need <= size) {
+    if (size - need < SA_MIN_BLOCK) return 1;
+    uintptr_t t = b + need;  /* the tail becomes a used block, then is freed */
+    set_head(h, b, need, keep_flags);
+    set_head(h, t, size - need, SA_USED | SA_PREV_USED);
+    h->st.used_blocks++;
+    free_locked(h, t, p, "realloc");
+    return 1;
+  }
+  uintptr_t r = b + size;
+  uint64_t rh = head(r);
+  if ((rh & SA_USED) || size + head_size(rh) < need) return 0;
+  checked_free(h, r, p, "realloc");
+  size_t got = claim(h, r, need - size, rh);
+  set_head(h, b, size + got, keep_flags);
+  h->st.used_bytes += got;
+  if (h->st.used_bytes > h->st.peak_used) h->st.peak_used = h->st.used_bytes;
+  return 1;
+}
+
+/* ---- public entry points ------------------------------------------------- */
+
+static inline int too_big(size_t n) {
+  if (n > PTRDIFF_MAX - 2 * 4096) {
+    errno = ENOMEM;
+    return 1;
+  }
+  return 0;
+}
+
+void *sa_heap_alloc(sa_heap *h, size_t n) {
+  if (too_big(n)) return NULL;
+  size_t need = blk_size_for(n);
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = alloc_locked(h, need, NULL);
+  sa_lock_release(&h->lock);
+  if (!b) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return blk_payload(b);
+}
+
+void *sa_heap_calloc(sa_heap *h, size_t n) {
+  if (too_big(n)) return NULL;
+  size_t need = blk_size_for(n);
+  uintptr_t zone[2];
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = alloc_locked(h, need, zone);
+  sa_lock_release(&h->lock);
+  if (!b) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t lo = b + SA_PAYLOAD, hi = b + head_size(head(b)) + SA_OVERHEAD;
+  uintptr_t zlo = zone[0] > lo ? zone[0] : lo, zhi = zone[1] < hi ? zone[1] : hi;
+  if (zlo >= zhi) {
+    memset((void *)lo, 0, hi - lo);
+  } else {
+    memset((void *)lo, 0, zlo - lo);
+    memset((void *)zhi, 0, hi - zhi);
+  }
+  return (void *)lo;
+}
+
+void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
+  if (align <= SA_ALIGN) return sa_heap_alloc(h, n);
+  if (too_big(n) || too_big(align) || too_big(n + align)) return NULL;
+  size_t need = blk_size_for(n);
+  sa_lock_acquire(&h->lock);
+  uintptr_t f = find(h, need + align + SA_MIN_BLOCK);
+  if (!f) {
+    sa_lock_release(&h->lock);
+    errno = ENOMEM;
+    return NULL;
+  }
+  uint64_t fh = head(f);
+  uintptr_t b = ((f + SA_PAYLOAD + align - 1) & ~(uintptr_t)(align - 1)) - SA_PAYLOAD;
+  if (b != f && b - f < SA_MIN_BLOCK) b += align;
+  if (b != f) {  /* leave the gap in front free, start a free block at b */
+    size_t gap = b - f, fsize = head_size(fh);
+    set_head(h, f, gap, fh & (SA_PREV_USED | SA_CLEAN));
+    set_foot(f, gap);
+    sa_tree_resized(&h->tree, f);
+    set_head(h, b, fsize - gap, fh & SA_CLEAN);
+    set_foot(b, fsize - gap);
+    sa_tree_insert(&h->tree, b);
+    h->st.free_blocks++;
+    f = b;
+    fh = head(b);
+  }
+  size_t got = claim(h, f, need, fh);
+  set_head(h, f, got, SA_USED | (fh & SA_PREV_USED));
+  account_used(h, got);
+  sa_lock_release(&h->lock);
+  return blk_payload(f);
+}
+
+void sa_heap_free(sa_heap *h, void *p, const char *call) {
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = checked_used(h, p, call);
+  free_locked(h, b, p, call);
+  sa_lock_release(&h->lock);
+}
+
+int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n) {
+  if (too_big(n)) return 0;
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = checked_used(h, p, "realloc");
+  int ok = resize_locked(h, b, blk_size_for(n), p);
+  sa_lock_release(&h->lock);
+  return ok;
+}
+
+void *sa_heap_realloc(sa_heap *h, void *p, size_t n) {
+  if (too_big(n)) return NULL;
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = checked_used(h, p, "realloc");
+  size_t old = head_size(head(b)) - SA_OVERHEAD;
+  int ok = resize_locked(h, b, blk_size_for(n), p);
+  sa_lock_release(&h->lock);
+  if (ok) return p;
+  void *q = sa_heap_alloc(h, n);
+  if (!q) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  sa_heap_free(h, p, "realloc");
+  return q;
+}
+
+size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
+  uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+  if ((a & (SA_ALIGN - 1)) || a < h->start + SA_PAYLOAD || a >= h->epilogue)
+    sa_fatal_ptr(call, "invalid pointer", p);
+  uint64_t hd = head(b);
+  if (!head_valid(b, hd, h->key) || !(hd & SA_USED)) sa_fatal_ptr(call, "invalid pointer", p);
+  return head_size(hd) - SA_OVERHEAD;
+}
+
+/* ---- walking and checking ------------------------------------------------ */
+
+void sa_heap_walk_locked(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ctx) {
+  for (uintptr_t b = h->start; b < h->epilogue;) {
+    uint64_t hd = head(b);
+    sa_block_info info = {b, head_size(hd), (int)(hd & SA_USED)};
+    if (info.size == 0 || fn(&info, ctx)) return;
+    b += info.size;
+  }
+}
+
+void sa_heap_walk(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ctx) {
+  sa_lock_acquire(&h->lock);
+  sa_heap_walk_locked(h, fn, ctx);
+  sa_lock_release(&h->lock);
+}
+
+size_t sa_heap_largest_free_locked(const sa_heap *h) {
+  return sa_tree_largest(&h->tree);
+}
+
+typedef struct tree_cursor {
+  const sa_heap *h;
+  uintptr_t next;      /* where to look for the next free block */
+  const char *why;
+  uintptr_t where;
+} tree_cursor;
+
+/* Each tree node, in address order, must be the next free block. */
+static void visit_node(uintptr_t node, void *ctx) {
+  tree_cursor *c = ctx;
+  if (c->why) return;
+  uintptr_t b = c->next;
+  while (b < c->h->epilogue && (head(b) & SA_USED)) b += head_size(head(b));
+  if (b != node) {
+    c->why = "free tree and block chain disagree";
+    c->where = node;
+    return;
+  }
+  c->next = b + head_size(head(b));
+}
+
+static sa_heap_report fail(const char *what, uintptr_t where) {
+  sa_heap_report r = {0, what, where};
+  return r;
+}
+
+sa_heap_report sa_heap_check_locked(sa_heap *h) {
+  size_t used = 0, nused = 0, nfree = 0;
+  int prev_used = 1;
+  uintptr_t b = h->start;
+  while (b < h->epilogue) {
+    uint64_t hd = head(b);
+    size_t size = head_size(hd);
+    if (!head_valid(b, hd, h->key)) return fail("block header damaged", b);
+    if (size < SA_MIN_BLOCK || size > h->epilogue - b) return fail("block size out of range", b);
+    if (!!(hd & SA_PREV_USED) != prev_used) return fail("PREV_USED flag wrong", b);
+    if (hd & SA_USED) {
+      used += size;
+      nused++;
+    } else {
+      if (!prev_used) return fail("two free blocks are adjacent", b);
+      if (*blk_foot_of_prev(b + size) != size) return fail("free block footer wrong", b);
+      nfree++;
+    }
+    prev_used = (hd & SA_USED) != 0;
+    b += size;
+  }
+  if (b != h->epilogue) return fail("blocks do not tile the heap", b);
+  uint64_t eh = head(b);
+  if (!head_valid(b, eh, h->key) || head_size(eh) != 0 || !(eh & SA_USED))
+    return fail("epilogue damaged", b);
+  if (!!(eh & SA_PREV_USED) != prev_used) return fail("PREV_USED flag wrong", b);
+
+  tree_cursor c = {h, h->start, NULL, 0};
+  const char *why = NULL;
+  long n = sa_tree_check(&h->tree, visit_node, &c, &why);
+  if (n < 0) return fail(why, 0);
+  if (c.why) return fail(c.why, c.where);
+  if ((size_t)n != nfree) return fail("free tree misses free blocks", 0);
+  if (used != h->st.used_bytes || nused != h->st.used_blocks || nfree != h->st.free_blocks)
+    return fail("statistics disagree with the blocks", 0);
+  sa_heap_report ok = {1, NULL, 0};
+  return ok;
+}
+
+sa_heap_report sa_heap_check(sa_heap *h) {
+  sa_lock_acquire(&h->lock);
+  sa_heap_report r = sa_heap_check_locked(h);
+  sa_lock_release(&h->lock);
+  return r;
+}

@@ -1,0 +1,95 @@
+/* heap.h - one first-fit heap over a contiguous region of memory.
+ *
+ * A heap is a value: the region it manages, its free index and its lock.
+ * The process heap lives in the big arena (see process.c); the interactive
+ * shell and the unit tests make small private heaps over their own buffers.
+ *
+ * Policy: address-ordered first fit.  A request is served from the
+ * lowest-addressed free block that is large enough; the block is split and
+ * the remainder stays free.  A freed block is merged at once with free
+ * physical neighbours, so no two free blocks are ever adjacent.  The free
+ * blocks are indexed by a tree (freetree.h) so the search is O(log n).
+ */
+#ifndef SA_HEAP_H
+#define SA_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "freetree.h"
+#include "lock.h"
+
+/* Counters kept under the heap lock. */
+typedef struct sa_heap_stats {
+  size_t used_bytes;   /* bytes in used blocks, headers included */
+  size_t used_blocks;
+  size_t free_blocks;
+  size_t peak_used;    /* high-water mark of used_bytes */
+} sa_heap_stats;
+
+typedef struct sa_heap {
+  sa_lock lock;
+  sa_freetree tree;    /* index of the free blocks */
+  uintptr_t start;     /* first block */
+  uintptr_t epilogue;  /* the zero-sized block that ends the heap */
+  uintptr_t end;       /* one past the epilogue */
+  uintptr_t touched;   /* highest address the heap has written below the epilogue */
+  uint64_t key;        /* keys the header checks */
+  size_t release_threshold;  /* coalesced free blocks this big give pages back */
+  int release_pages;   /* 0 for heaps over caller memory: never madvise */
+  sa_heap_stats st;
+} sa_heap;
+
+/* Result of a consistency check; ok != 0 when the heap is sound. */
+typedef struct sa_heap_report {
+  int ok;
+  const char *what;    /* first violated invariant, static string */
+  uintptr_t where;     /* address of the offending block, or 0 */
+} sa_heap_report;
+
+/* One block as seen by sa_heap_walk. */
+typedef struct sa_block_info {
+  uintptr_t addr;      /* block start (header) */
+  size_t size;         /* whole block size, 16-byte multiple */
+  int used;
+} sa_block_info;
+
+/* Creates a heap over [mem, mem + size).  mem must be 16-byte aligned and
+ * size at least SA_HEAP_MIN_SIZE.  release_pages != 0 lets the heap return
+ * pages of large free blocks to the kernel (mem must then be page aligned
+ * and come from mmap).  Returns 0, or -1 if the region is unusable. */
+#define SA_HEAP_MIN_SIZE 64
+int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages);
+
+/* All of these take and release the heap lock themselves. */
+void *sa_heap_alloc(sa_heap *h, size_t n);
+void *sa_heap_calloc(sa_heap *h, size_t n);            /* zeroed */
+void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n);
+void *sa_heap_realloc(sa_heap *h, void *p, size_t n);  /* n > 0, p != NULL */
+void sa_heap_free(sa_heap *h, void *p, const char *call);
+size_t sa_heap_usable(sa_heap *h, const void *p, const char *call);
+int sa_heap_contains(const sa_heap *h, const void *p);
+
+/* Resizes the block at p in place if possible; returns 1 on success. */
+int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n);
+
+/* Walks every block in address order under the lock; stops early when fn
+ * returns non-zero.  fn must not call back into this heap. */
+void sa_heap_walk(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ctx);
+/* Same, for a caller that already holds the lock. */
+void sa_heap_walk_locked(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ctx);
+
+/* Largest free block (0 if none); the lock must be held. */
+size_t sa_heap_largest_free_locked(const sa_heap *h);
+
+/* Verifies every invariant: block chain, tags, no adjacent free blocks,
+ * sizes adding up, and the tree agreeing with the blocks. */
+sa_heap_report sa_heap_check(sa_heap *h);
+sa_heap_report sa_heap_check_locked(sa_heap *h);
+
+/* Offset of a payload pointer from the heap start (for display). */
+static inline size_t sa_heap_offset(const sa_heap *h, const void *p) {
+  return (size_t)((uintptr_t)p - h->start);
+}
+
+#endif

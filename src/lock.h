@@ -1,0 +1,38 @@
+/* lock.h - a small futex mutex.
+ *
+ * States: 0 unlocked, 1 locked, 2 locked with (possible) waiters.  The
+ * uncontended lock and unlock are one atomic instruction each; only a
+ * contended lock or an unlock with waiters enters the kernel.  It needs no
+ * initialisation beyond zeroing, works in a forked child once unlocked, and
+ * never allocates.
+ */
+#ifndef SA_LOCK_H
+#define SA_LOCK_H
+
+#include <stdint.h>
+
+typedef struct sa_lock {
+  uint32_t v;
+} sa_lock;
+
+void sa_lock_slow(sa_lock *l);
+void sa_unlock_slow(sa_lock *l);
+
+static inline void sa_lock_acquire(sa_lock *l) {
+  uint32_t expected = 0;
+  if (!__atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE,
+                                   __ATOMIC_RELAXED))
+    sa_lock_slow(l);
+}
+
+static inline void sa_lock_release(sa_lock *l) {
+  if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) != 1)
+    sa_unlock_slow(l);
+}
+
+/* For fork: the child resets locks it inherited in the locked state. */
+static inline void sa_lock_reset(sa_lock *l) {
+  __atomic_store_n(&l->v, 0, __ATOMIC_RELAXED);
+}
+
+#endif

@@ -1,0 +1,187 @@
+/* os.c - the only file that talks to the kernel: address space, futexes,
+ * clocks, shared memory, threads and raw writes.  See os.h for the
+ * contract.  Nothing here may allocate: the allocator calls it from inside
+ * malloc. */
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock.h"
+
+void *sa_os_reserve(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+int sa_os_release(void *p, size_t n) {
+  return madvise(p, n, MADV_DONTNEED);
+}
+
+size_t sa_os_page_size(void) {
+  static size_t page;
+  if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+  return page;
+}
+
+int sa_os_futex_wait(uint32_t *word, uint32_t expected, int shared, long timeout_ms) {
+  struct timespec ts, *tp = NULL;
+  if (timeout_ms >= 0) {
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
+    tp = &ts;
+  }
+  int op = FUTEX_WAIT | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+  int saved = errno;
+  long r = syscall(SYS_futex, word, op, expected, tp, NULL, 0);
+  errno = saved;
+  return r == 0 ? 0 : -1;
+}
+
+void sa_os_futex_wake(uint32_t *word, int count, int shared) {
+  int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+  int saved = errno;
+  syscall(SYS_futex, word, op, count, NULL, NULL, 0);
+  errno = saved;
+}
+
+/* The lock's slow paths live here because they sleep in the kernel. */
+void sa_lock_slow(sa_lock *l) {
+  for (int spin = 0; spin < 100; spin++) {
+    uint32_t expected = 0;
+    if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
+        __atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return;
+    __builtin_ia32_pause();
+  }
+  while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
+    sa_os_futex_wait(&l->v, 2, 0, -1);
+}
+
+void sa_unlock_slow(sa_lock *l) {
+  sa_os_futex_wake(&l->v, 1, 0);
+}
+
+void sa_os_write(int fd, const char *buf, size_t n) {
+  int saved = errno;
+  while (n > 0) {
+    ssize_t w = write(fd, buf, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    buf += w;
+    n -= (size_t)w;
+  }
+  errno = saved;
+}
+
+_Noreturn void sa_os_die(const char *msg, size_t n) {
+  sa_os_write(2, msg, n);
+  abort();
+}
+
+uint64_t sa_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sa_os_mono_coarse_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec;
+}
+
+/* Reads a small /proc file into buf; returns the length or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n >= 0) buf[n] = 0;
+  return n;
+}
+
+size_t sa_os_rss(void) {
+  char buf[128];
+  if (read_small("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  const char *s = buf;
+  while (*s && *s != ' ') s++;  /* skip total size */
+  size_t pages = 0;
+  for (s++; *s >= '0' && *s <= '9'; s++) pages = pages * 10 + (size_t)(*s - '0');
+  return pages * sa_os_page_size();
+}
+
+void sa_os_exe_name(char *buf, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+  if (n > 0) {
+    buf[n] = 0;
+    return;
+  }
+  n = read_small("/proc/self/comm", buf, cap);
+  if (n <= 0) {
+    buf[0] = 0;
+    return;
+  }
+  if (buf[n - 1] == '\n') buf[n - 1] = 0;
+}
+
+void *sa_os_shm_create(const char *name, size_t size) {
+  int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return NULL;
+  struct stat st;
+  void *p = NULL;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+      ftruncate(fd, (off_t)size) == 0) {
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) p = NULL;
+  }
+  close(fd);
+  if (!p) shm_unlink(name);
+  return p;
+}
+
+void sa_os_shm_unmap(void *p, size_t size) {
+  munmap(p, size);
+}
+
+void sa_os_shm_unlink(const char *name) {
+  int saved = errno;
+  shm_unlink(name);
+  errno = saved;
+}
+
+int sa_os_thread_start(void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t t;
+  int r = pthread_create(&t, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return r == 0 ? 0 : -1;
+}
+
+uint64_t sa_os_random64(void) {
+  uint64_t r = 0;
+  const unsigned char *a = (const unsigned char *)getauxval(AT_RANDOM);
+  if (a) memcpy(&r, a + 8, sizeof r);
+  return r ^ sa_os_now_ns();
+}

@@ -1,0 +1,54 @@
+/* os.h - every call into the operating system made by the allocator.
+ *
+ * Nothing here allocates.  Functions return 0 (or a valid pointer) on
+ * success and -1 (or NULL) on failure, with errno from the kernel.
+ */
+#ifndef SA_OS_H
+#define SA_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reserves size bytes of zeroed, readable and writable address space that
+ * costs no memory until touched.  NULL if the kernel refuses. */
+void *sa_os_reserve(size_t size);
+/* Returns the whole pages of [p, p + n) to the kernel; they read back as
+ * zeros.  p and n must be page aligned. */
+int sa_os_release(void *p, size_t n);
+size_t sa_os_page_size(void);
+
+/* Futexes.  shared != 0 for words in memory shared between processes.
+ * A timeout_ms < 0 waits forever.  Returns 0 when woken, -1 otherwise
+ * (value changed, timeout or signal). */
+int sa_os_futex_wait(uint32_t *word, uint32_t expected, int shared, long timeout_ms);
+void sa_os_futex_wake(uint32_t *word, int count, int shared);
+
+/* Writes all of buf to fd, retrying short writes; errors are ignored. */
+void sa_os_write(int fd, const char *buf, size_t n);
+/* Writes the message to stderr and aborts. */
+_Noreturn void sa_os_die(const char *msg, size_t n);
+
+/* Clocks, in nanoseconds. */
+uint64_t sa_os_now_ns(void);        /* CLOCK_REALTIME */
+uint64_t sa_os_mono_coarse_s(void); /* CLOCK_MONOTONIC_COARSE, seconds */
+
+/* Resident set size of this process in bytes, 0 if unknown. */
+size_t sa_os_rss(void);
+
+/* Shared memory for the snapshot.  Creates a fresh segment of size bytes
+ * named name (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), checks that it is a
+ * regular file owned by us, maps it and returns the mapping, or NULL. */
+void *sa_os_shm_create(const char *name, size_t size);
+void sa_os_shm_unmap(void *p, size_t size);
+void sa_os_shm_unlink(const char *name);
+
+/* Starts a thread with every signal blocked running fn(arg); 0 or -1. */
+int sa_os_thread_start(void *(*fn)(void *), void *arg);
+
+/* The executable name of this process (from /proc/self/exe or comm) into
+ * buf, NUL-terminated; never allocates. */
+void sa_os_exe_name(char *buf, size_t cap);
+
+/* 64 random bits from the kernel's start-up entropy (AT_RANDOM). */
+uint64_t sa_os_random64(void);
+#endif

@@ -1,0 +1,126 @@
+/* override.c - the exported malloc family, with glibc's semantics.
+ *
+ * Each entry point checks its arguments, finds the process heap (starting
+ * it on the first call) and forwards to heap.c.  Nothing else lives here. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "fmt.h"
+#include "heap.h"
+#include "process.h"
+
+#define SA_API __attribute__((visibility("default")))
+
+/* C23 functions that this libc may not declare yet. */
+SA_API void free_sized(void *p, size_t size);
+SA_API void free_aligned_sized(void *p, size_t align, size_t size);
+
+static inline void *enomem(void) {
+  errno = ENOMEM;
+  return NULL;
+}
+
+static inline int pow2(size_t a) { return a && !(a & (a - 1)); }
+
+/* The heap that owns p, or a fatal error naming the call. */
+static inline sa_heap *owner(void *p, const char *call) {
+  sa_heap *h = sa_process_heap();
+  if (__builtin_expect(!h || !sa_heap_contains(h, p), 0)) sa_fatal_ptr(call, "invalid pointer", p);
+  return h;
+}
+
+SA_API void *malloc(size_t n) {
+  sa_count(SA_CALL_MALLOC);
+  sa_heap *h = sa_process_heap();
+  return h ? sa_heap_alloc(h, n) : enomem();
+}
+
+SA_API void free(void *p) {
+  sa_count(SA_CALL_FREE);
+  if (!p) return;
+  int saved = errno;
+  sa_heap_free(owner(p, "free"), p, "free");
+  errno = saved;
+}
+
+SA_API void free_sized(void *p, size_t size) {
+  (void)size;
+  free(p);
+}
+
+SA_API void free_aligned_sized(void *p, size_t align, size_t size) {
+  (void)align;
+  (void)size;
+  free(p);
+}
+
+SA_API void *calloc(size_t count, size_t size) {
+  sa_count(SA_CALL_CALLOC);
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) return enomem();
+  sa_heap *h = sa_process_heap();
+  return h ? sa_heap_calloc(h, n) : enomem();
+}
+
+SA_API void *realloc(void *p, size_t n) {
+  sa_count(SA_CALL_REALLOC);
+  if (!p) return malloc(n);
+  if (n == 0) {
+    free(p);
+    return NULL;
+  }
+  return sa_heap_realloc(owner(p, "realloc"), p, n);
+}
+
+SA_API void *reallocarray(void *p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) return enomem();
+  return realloc(p, n);
+}
+
+static void *aligned(size_t align, size_t n) {
+  sa_count(SA_CALL_ALIGNED);
+  sa_heap *h = sa_process_heap();
+  return h ? sa_heap_alloc_aligned(h, align, n) : enomem();
+}
+
+SA_API int posix_memalign(void **out, size_t align, size_t n) {
+  if (!pow2(align) || align % sizeof(void *)) return EINVAL;
+  int saved = errno;
+  void *p = aligned(align, n);
+  errno = saved;
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+SA_API void *aligned_alloc(size_t align, size_t n) {
+  if (!pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned(align, n);
+}
+
+SA_API void *memalign(size_t align, size_t n) {
+  return aligned_alloc(align, n);
+}
+
+SA_API void *valloc(size_t n) {
+  return aligned(4096, n);
+}
+
+SA_API void *pvalloc(size_t n) {
+  size_t rounded;
+  if (__builtin_add_overflow(n, 4095, &rounded)) return enomem();
+  rounded &= ~(size_t)4095;
+  return aligned(4096, rounded ? rounded : 4096);
+}
+
+SA_API size_t malloc_usable_size(void *p) {
+  sa_count(SA_CALL_USABLE);
+  if (!p) return 0;
+  return sa_heap_usable(owner(p, "malloc_usable_size"), p, "malloc_usable_size");
+}

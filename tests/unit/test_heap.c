@@ -1,0 +1,445 @@
+/* Unit tests of one heap over a private buffer: the first-fit policy,
+ * splitting, coalescing, alignment, in-place realloc, and the invariants
+ * after many random operations. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "block.h"
+#include "heap.h"
+
+#define ARENA (256 * 1024)
+
+static _Alignas(4096) unsigned char buf[ARENA];
+static sa_heap heap;
+
+static void setup(void) {
+  memset(buf, 0xa5, sizeof buf);
+  cr_assert_eq(sa_heap_init(&heap, buf, sizeof buf, 0), 0);
+}
+
+static void assert_sound(void) {
+  sa_heap_report r = sa_heap_check(&heap);
+  cr_assert(r.ok, "heap check failed: %s at %#lx", r.what, (unsigned long)r.where);
+}
+
+static void *alloc(size_t n) {
+  void *p = sa_heap_alloc(&heap, n);
+  cr_assert_not_null(p, "alloc(%zu) failed", n);
+  assert_sound();
+  return p;
+}
+
+static void release(void *p) {
+  sa_heap_free(&heap, p, "free");
+  assert_sound();
+}
+
+static size_t block_size(const void *p) {
+  return sa_heap_usable(&heap, p, "test") + SA_OVERHEAD;
+}
+
+TestSuite(heap, .init = setup);
+
+Test(heap, init_rejects_bad_regions) {
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, buf + 8, 4096, 0), -1);
+  cr_assert_eq(sa_heap_init(&h, buf, SA_HEAP_MIN_SIZE - 16, 0), -1);
+  cr_assert_eq(sa_heap_init(&h, buf, SA_HEAP_MIN_SIZE, 0), 0);
+  cr_assert(sa_heap_check(&h).ok);
+}
+
+Test(heap, first_block_starts_at_heap_start) {
+  char *p = alloc(100);
+  cr_assert_eq(sa_heap_offset(&heap, p), SA_PAYLOAD);
+  cr_assert_eq((uintptr_t)p % 16, 0);
+  cr_assert_eq(block_size(p), blk_size_for(100));
+  cr_assert_eq(heap.st.used_blocks, 1);
+  cr_assert_eq(heap.st.free_blocks, 1);
+}
+
+Test(heap, consecutive_allocations_are_adjacent) {
+  char *a = alloc(40), *b = alloc(40), *c = alloc(40);
+  cr_assert_eq(b - a, (ptrdiff_t)blk_size_for(40));
+  cr_assert_eq(c - b, (ptrdiff_t)blk_size_for(40));
+}
+
+Test(heap, lowest_addressed_fit_is_chosen) {
+  void *p[8];
+  for (int i = 0; i < 8; i++) p[i] = alloc(200);
+  release(p[1]);            /* hole of 208 at 1 */
+  release(p[5]);            /* hole of 208 at 5 */
+  release(p[3]);            /* hole of 208 at 3 */
+  void *q = alloc(150);
+  cr_assert_eq(q, p[1], "first fit must take the lowest hole");
+  void *r = alloc(150);
+  cr_assert_eq(r, p[3]);
+}
+
+Test(heap, lowest_hole_that_fits_not_lowest_hole) {
+  void *hole[4];
+  for (int i = 0; i < 4; i++) {
+    hole[i] = alloc(i % 2 ? 1000 : 32);  /* small, big, small, big */
+    alloc(16);                           /* a used guard after each */
+  }
+  for (int i = 0; i < 4; i++) release(hole[i]);
+  cr_assert_eq(alloc(900), hole[1], "skips the small hole below it");
+  cr_assert_eq(alloc(900), hole[3]);
+  cr_assert_eq(alloc(20), hole[0]);
+}
+
+Test(heap, split_leaves_remainder_free) {
+  void *a = alloc(1000), *guard = alloc(16);
+  (void)guard;
+  release(a);
+  size_t free_before = heap.st.free_blocks;
+  void *b = alloc(100);
+  cr_assert_eq(b, a);
+  cr_assert_eq(heap.st.free_blocks, free_before, "remainder stays a free block");
+  void *c = alloc(100);
+  cr_assert_eq((char *)c, (char *)b + blk_size_for(100), "remainder starts after the split");
+}
+
+Test(heap, exact_fit_removes_the_hole) {
+  void *a = alloc(496), *guard = alloc(16);
+  (void)guard;
+  release(a);
+  size_t holes = heap.st.free_blocks;
+  void *b = alloc(496);
+  cr_assert_eq(b, a);
+  cr_assert_eq(heap.st.free_blocks, holes - 1);
+}
+
+Test(heap, remainder_too_small_is_given_away) {
+  void *a = alloc(120), *guard = alloc(16);
+  (void)guard;
+  release(a);                                 /* hole of 128 */
+  void *b = alloc(100);                       /* wants 112: rest 16 < 32 */
+  cr_assert_eq(b, a);
+  cr_assert_eq(block_size(b), 128);
+  cr_assert_geq(sa_heap_usable(&heap, b, "test"), 120);
+  memset(b, 1, sa_heap_usable(&heap, b, "test"));
+  assert_sound();
+}
+
+Test(heap, coalesce_none) {
+  void *a = alloc(64), *b = alloc(64), *c = alloc(64);
+  (void)a;
+  (void)c;
+  size_t holes = heap.st.free_blocks;
+  release(b);
+  cr_assert_eq(heap.st.free_blocks, holes + 1);
+}
+
+Test(heap, coalesce_left) {
+  void *a = alloc(64), *b = alloc(64), *c = alloc(64), *d = alloc(64);
+  (void)a;
+  (void)d;
+  release(b);
+  size_t holes = heap.st.free_blocks;
+  release(c);
+  cr_assert_eq(heap.st.free_blocks, holes);
+  void *e = alloc(2 * 80 - 8);
+  cr_assert_eq(e, b, "the merged hole serves a request the size of both");
+}
+
+Test(heap, coalesce_right) {
+  void *a = alloc(64), *b = alloc(64), *c = alloc(64), *d = alloc(64);
+  (void)a;
+  (void)d;
+  release(c);
+  size_t holes = heap.st.free_blocks;
+  release(b);
+  cr_assert_eq(heap.st.free_blocks, holes);
+  void *e = alloc(2 * 80 - 8);
+  cr_assert_eq(e, b);
+}
+
+Test(heap, coalesce_both) {
+  void *a = alloc(64), *b = alloc(64), *c = alloc(64), *d = alloc(64), *e = alloc(64);
+  (void)a;
+  (void)e;
+  release(b);
+  release(d);
+  size_t holes = heap.st.free_blocks;
+  release(c);
+  cr_assert_eq(heap.st.free_blocks, holes - 1);
+  void *f = alloc(3 * 80 - 8);
+  cr_assert_eq(f, b);
+}
+
+Test(heap, coalesce_with_the_top_block) {
+  void *a = alloc(64), *b = alloc(64);
+  release(b);
+  cr_assert_eq(heap.st.free_blocks, 1);
+  release(a);
+  cr_assert_eq(heap.st.free_blocks, 1);
+  cr_assert_eq(heap.st.used_bytes, 0);
+  cr_assert_eq(sa_heap_largest_free_locked(&heap), heap.epilogue - heap.start);
+}
+
+Test(heap, whole_heap_in_one_block_and_back) {
+  size_t all = heap.epilogue - heap.start - SA_OVERHEAD;
+  void *p = alloc(all);
+  cr_assert_eq(heap.st.free_blocks, 0);
+  cr_assert_null(sa_heap_alloc(&heap, 1));
+  cr_assert_eq(errno, ENOMEM);
+  memset(p, 0x5a, all);  /* the whole payload, up to the epilogue, is ours */
+  assert_sound();
+  release(p);
+  cr_assert_eq(heap.st.free_blocks, 1);
+}
+
+Test(heap, last_block_next_to_epilogue) {
+  size_t all = heap.epilogue - heap.start;
+  void *a = alloc(1000);
+  void *b = alloc(all - blk_size_for(1000) - SA_OVERHEAD);  /* exactly the rest */
+  cr_assert_eq(heap.st.free_blocks, 0);
+  release(b);
+  cr_assert_eq(heap.st.free_blocks, 1);
+  release(a);
+  cr_assert_eq(heap.st.free_blocks, 1);
+}
+
+Test(heap, out_of_memory_then_recover) {
+  void *p[64];
+  int n = 0;
+  while (n < 64 && (p[n] = sa_heap_alloc(&heap, 8000)) != NULL) n++;
+  cr_assert_lt(n, 64);
+  cr_assert_eq(errno, ENOMEM);
+  assert_sound();
+  for (int i = 0; i < n; i++) release(p[i]);
+  cr_assert_not_null(sa_heap_alloc(&heap, ARENA / 2));
+}
+
+Test(heap, alignments_from_16_to_64k) {
+  for (size_t align = 16; align <= 65536; align *= 2) {
+    void *pad = alloc(24);  /* disturb the alignment of the top block */
+    char *p = sa_heap_alloc_aligned(&heap, align, 100);
+    cr_assert_not_null(p, "align %zu", align);
+    cr_assert_eq((uintptr_t)p % align, 0, "align %zu", align);
+    memset(p, 0x11, 100);
+    assert_sound();
+    release(p);
+    release(pad);
+  }
+  cr_assert_eq(heap.st.used_blocks, 0);
+  cr_assert_eq(heap.st.free_blocks, 1);
+}
+
+Test(heap, aligned_blocks_coexist) {
+  void *p[20];
+  for (int i = 0; i < 20; i++) {
+    p[i] = sa_heap_alloc_aligned(&heap, (size_t)64 << (i % 6), 1 + i * 37);
+    cr_assert_not_null(p[i]);
+    cr_assert_eq((uintptr_t)p[i] % ((size_t)64 << (i % 6)), 0);
+    memset(p[i], i, 1 + i * 37);
+  }
+  assert_sound();
+  for (int i = 0; i < 20; i += 2) release(p[i]);
+  for (int i = 1; i < 20; i += 2) {
+    const unsigned char *c = p[i];
+    for (int k = 0; k < 1 + i * 37; k++) cr_assert_eq(c[k], i);
+    release(p[i]);
+  }
+}
+
+Test(heap, realloc_grows_in_place_into_free_neighbour) {
+  char *a = alloc(100), *b = alloc(400), *c = alloc(16);
+  (void)c;
+  memset(a, 7, 100);
+  release(b);
+  char *a2 = sa_heap_realloc(&heap, a, 400);
+  cr_assert_eq(a2, a, "grows in place");
+  for (int i = 0; i < 100; i++) cr_assert_eq(a2[i], 7);
+  assert_sound();
+}
+
+Test(heap, realloc_grows_in_place_at_the_top) {
+  char *a = alloc(100);
+  char *a2 = sa_heap_realloc(&heap, a, 50000);
+  cr_assert_eq(a2, a);
+  cr_assert_geq(sa_heap_usable(&heap, a2, "test"), 50000);
+  assert_sound();
+}
+
+Test(heap, realloc_moves_when_blocked) {
+  char *a = alloc(100), *b = alloc(100);
+  (void)b;
+  memset(a, 3, 100);
+  char *a2 = sa_heap_realloc(&heap, a, 1000);
+  cr_assert_neq(a2, a);
+  for (int i = 0; i < 100; i++) cr_assert_eq(a2[i], 3);
+  assert_sound();
+  cr_assert_eq(heap.st.used_blocks, 2);
+}
+
+Test(heap, realloc_shrinks_in_place) {
+  char *a = alloc(1000), *b = alloc(16);
+  (void)b;
+  memset(a, 9, 1000);
+  size_t holes = heap.st.free_blocks;
+  char *a2 = sa_heap_realloc(&heap, a, 100);
+  cr_assert_eq(a2, a);
+  cr_assert_eq(block_size(a2), blk_size_for(100));
+  cr_assert_eq(heap.st.free_blocks, holes + 1, "the tail became a free block");
+  for (int i = 0; i < 100; i++) cr_assert_eq(a2[i], 9);
+  assert_sound();
+}
+
+Test(heap, realloc_shrink_tail_merges_with_free_right) {
+  char *a = alloc(1000), *b = alloc(100), *c = alloc(16);
+  (void)c;
+  release(b);
+  size_t holes = heap.st.free_blocks;
+  cr_assert_eq(sa_heap_realloc(&heap, a, 100), a);
+  cr_assert_eq(heap.st.free_blocks, holes, "the tail joins the hole after it");
+  assert_sound();
+}
+
+Test(heap, calloc_zeroes_reused_memory) {
+  unsigned char *a = alloc(3000), *guard = alloc(16);
+  (void)guard;
+  memset(a, 0xff, 3000);
+  release(a);
+  unsigned char *b = sa_heap_calloc(&heap, 2990);
+  cr_assert_eq(b, a);
+  for (int i = 0; i < 2990; i++) cr_assert_eq(b[i], 0, "byte %d", i);
+  assert_sound();
+}
+
+Test(heap, release_pages_keeps_calloc_zero) {
+  size_t size = 8 << 20;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
+  h.release_threshold = 64 * 1024;
+  for (int round = 0; round < 20; round++) {
+    unsigned char *p[16];
+    for (int i = 0; i < 16; i++) {
+      p[i] = sa_heap_calloc(&h, 10000 + (size_t)i * 3000 + (size_t)round * 100);
+      cr_assert_not_null(p[i]);
+      for (size_t k = 0; k < 10000; k++) cr_assert_eq(p[i][k], 0);
+      memset(p[i], 0xee, 10000 + (size_t)i * 3000 + (size_t)round * 100);
+    }
+    for (int i = round % 2; i < 16; i += 2) sa_heap_free(&h, p[i], "free");
+    for (int i = 1 - round % 2; i < 16; i += 2) sa_heap_free(&h, p[i], "free");
+    cr_assert(sa_heap_check(&h).ok);
+  }
+  munmap(mem, size);
+}
+
+Test(heap, free_of_foreign_pointer_aborts, .signal = SIGABRT) {
+  int local;
+  sa_heap_free(&heap, &local, "free");
+}
+
+Test(heap, free_of_interior_pointer_aborts, .signal = SIGABRT) {
+  char *p = alloc(100);
+  sa_heap_free(&heap, p + 16, "free");
+}
+
+Test(heap, double_free_aborts, .signal = SIGABRT) {
+  char *p = alloc(100);
+  alloc(100);
+  sa_heap_free(&heap, p, "free");
+  sa_heap_free(&heap, p, "free");
+}
+
+/* xorshift64*, fixed seed: the same operations on every run. */
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint64_t next(void) {
+  rng ^= rng >> 12;
+  rng ^= rng << 25;
+  rng ^= rng >> 27;
+  return rng * 0x2545f4914f6cdd1dull;
+}
+
+Test(heap, random_operations_keep_invariants) {
+  enum { SLOTS = 300, OPS = 20000 };
+  unsigned char *slot[SLOTS] = {0};
+  size_t len[SLOTS] = {0};
+  for (int op = 0; op < OPS; op++) {
+    int i = (int)(next() % SLOTS);
+    uint64_t r = next();
+    if (slot[i]) {
+      for (size_t k = 0; k < len[i]; k++)
+        cr_assert_eq(slot[i][k], (unsigned char)(i + k), "slot %d byte %zu", i, k);
+      if (r % 3 == 0) {
+        size_t n = r % 2 ? (r >> 8) % 64 : (r >> 8) % 3000;
+        unsigned char *q = sa_heap_realloc(&heap, slot[i], n ? n : 1);
+        if (q) {
+          slot[i] = q;
+          size_t keep = len[i] < n ? len[i] : n;
+          len[i] = n;
+          for (size_t k = keep; k < n; k++) q[k] = (unsigned char)(i + k);
+        }
+      } else {
+        sa_heap_free(&heap, slot[i], "free");
+        slot[i] = NULL;
+      }
+    } else {
+      size_t n = r % 4 ? (r >> 8) % 100 : (r >> 8) % 4000;
+      size_t align = r % 7 == 0 ? (size_t)32 << ((r >> 40) % 6) : 0;
+      slot[i] = align ? sa_heap_alloc_aligned(&heap, align, n) : sa_heap_alloc(&heap, n);
+      if (slot[i]) {
+        if (align) cr_assert_eq((uintptr_t)slot[i] % align, 0);
+        len[i] = n;
+        for (size_t k = 0; k < n; k++) slot[i][k] = (unsigned char)(i + k);
+      }
+    }
+    if (op % 50 == 0) assert_sound();
+  }
+  assert_sound();
+  for (int i = 0; i < SLOTS; i++)
+    if (slot[i]) sa_heap_free(&heap, slot[i], "free");
+  assert_sound();
+  cr_assert_eq(heap.st.used_bytes, 0);
+  cr_assert_eq(heap.st.free_blocks, 1);
+}
+
+Test(heap, check_detects_a_damaged_header) {
+  char *a = alloc(100);
+  alloc(100);
+  ((uint64_t *)a)[-1] ^= (uint64_t)1 << 40;  /* the size in a's head */
+  sa_heap_report r = sa_heap_check(&heap);
+  cr_assert_not(r.ok);
+  cr_assert_str_eq(r.what, "block header damaged");
+}
+
+Test(heap, check_detects_an_overflow_into_the_next_header) {
+  char *a = alloc(100), *b = alloc(100);
+  memset(a, 0x41, (size_t)(b - a));  /* runs over b's head */
+  cr_assert_not(sa_heap_check(&heap).ok);
+}
+
+typedef struct walk_state {
+  uintptr_t last;
+  size_t bytes;
+  int used, free;
+} walk_state;
+
+static int visit(const sa_block_info *b, void *ctx) {
+  walk_state *w = ctx;
+  cr_assert_gt(b->addr, w->last);
+  w->last = b->addr;
+  w->bytes += b->size;
+  if (b->used) w->used++;
+  else w->free++;
+  return 0;
+}
+
+Test(heap, walk_visits_every_block_in_order) {
+  void *p[5];
+  for (int i = 0; i < 5; i++) p[i] = alloc(50 * (i + 1));
+  release(p[2]);
+  walk_state w = {0, 0, 0, 0};
+  sa_heap_walk(&heap, visit, &w);
+  cr_assert_eq(w.used, 4);
+  cr_assert_eq(w.free, 2);
+  cr_assert_eq(w.bytes, heap.epilogue - heap.start);
+}
