@@ -482,39 +482,39 @@ int bar_cells_for_width(int width, int ascii) {
   return n > 0 ? n : 1;
 }
 
-/* Writes text into line[0..cols) at col if it fits after *used. */
-static void place(char *line, int cols, int col, const char *text, int *used) {
+/* Writes text at col if it fits in [*used, limit); then *used moves past it
+ * and one space. */
+static void place(char *line, int limit, int col, const char *text, int *used) {
   int len = (int)strlen(text);
-  if (col + len > cols)
-    col = cols - len;
-  if (col < *used || col < 0)
+  if (col < *used || col + len > limit)
     return;
   memcpy(line + col, text, (size_t)len);
   *used = col + len + 1;
 }
 
 void bar_labels(uint64_t start, uint64_t end, int cols, char *out, size_t outsz) {
-  char *line;
+  char text[5][32];
   int used = 0;
 
   if (outsz == 0)
     return;
-  out[0] = '\0';
   if (cols <= 0 || (size_t)cols >= outsz)
     cols = (int)outsz - 1;
-  line = out;
-  memset(line, ' ', (size_t)cols);
-  line[cols] = '\0';
-  for (int k = 0; k <= 4; k++) {
-    char text[32];
-    uint64_t at = start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u);
-    fmt_size_short(text, sizeof text, at);
-    int len = (int)strlen(text);
-    int col = k == 0 ? 0 : k == 4 ? cols - len : (cols - 1) * k / 4 - len / 2;
-    place(line, cols, col, text, &used);
+  memset(out, ' ', (size_t)cols);
+  out[cols] = '\0';
+  for (int k = 0; k <= 4; k++)
+    fmt_size_short(text[k], sizeof text[k],
+                   start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u));
+  /* start and end first; the quarters go where they fit between them */
+  int end_col = cols - (int)strlen(text[4]);
+  place(out, cols, 0, text[0], &used);
+  if (end_col >= used) {
+    memcpy(out + end_col, text[4], strlen(text[4]));
+    for (int k = 1; k <= 3; k++)
+      place(out, end_col - 1, (cols - 1) * k / 4 - (int)strlen(text[k]) / 2, text[k], &used);
   }
-  for (int i = cols - 1; i >= 0 && line[i] == ' '; i--)   /* trim */
-    line[i] = '\0';
+  for (int i = cols - 1; i >= 0 && out[i] == ' '; i--)   /* trim */
+    out[i] = '\0';
 }
 
 void sparkline(const uint64_t *vals, int n, int width, int ascii, char *out,
