@@ -132,6 +132,7 @@ static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
 
 /* The lowest-addressed free block of at least need bytes, or 0. */
 static uintptr_t find(const sa_heap *h, size_t need) {
+  if (need > SA_MAX_BLOCK) return 0;  /* no block can be that large */
   uintptr_t f = sa_tree_first_fit(&h->tree, need);
   if (!f) {
     if (sa_tree_largest(&h->tree) >= need) sa_fatal("free index damaged (maxima disagree)");
@@ -249,8 +250,9 @@ static int resize_locked(sa_heap *h, uintptr_t b, size_t need, const void *p) {
 
 /* ---- public entry points ------------------------------------------------- */
 
+/* Sizes no heap can hold: over PTRDIFF_MAX, or over the largest block. */
 static inline int too_big(size_t n) {
-  if (n > PTRDIFF_MAX - 2 * 4096) {
+  if (n > SA_MAX_BLOCK - 2 * 4096) {
     errno = ENOMEM;
     return 1;
   }
