@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 
 static unsigned long long exhaust(const char *arena, const char *block) {
   char var[64];
@@ -45,4 +46,14 @@ Test(arena, small_blocks_fill_the_arena) {
   unsigned long long bytes = exhaust("8M", "100");
   cr_assert_leq(bytes, 8ull << 20);
   cr_assert_geq(bytes, 2ull << 20, "only %llu bytes of 100-byte blocks in 8M", bytes);
+}
+
+Test(arena, malformed_size_is_quoted_and_ignored) {
+  const char *env[] = {"SIMALLOC_ARENA_SIZE=12Q", NULL};
+  const char *argv[] = {"api", "malloc0", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, "api malloc0 with a malformed arena size");
+  cr_assert_not_null(strstr(r.err, "12Q"), "the bad value is not quoted:\n%s", r.err);
+  cr_assert_not_null(strstr(r.err, "simalloc"), "the complaint does not name us:\n%s", r.err);
+  it_result_free(&r);
 }

@@ -131,6 +131,16 @@ static int cmd_realloc_grow(void) {
   CHECK(it_verify(c, s, 3) == s, "the following used block was overwritten");
   free(r);
   free(c);
+  /* everything after x is free now: it grows into the untouched tail */
+  size_t t = 16 << 10;
+  char *x = malloc(t);
+  CHECK(x != NULL, "malloc(%zu)", t);
+  it_fill(x, t, 4);
+  char *y = realloc(x, 6 * t);
+  printf("tail-moved=%d\n", y != x);
+  CHECK(y == x, "realloc(%p, %zu) into the free tail moved to %p", (void *)x, 6 * t, (void *)y);
+  CHECK(it_verify(y, t, 4) == t, "contents lost on growth into the tail");
+  free(y);
   return 0;
 }
 
@@ -499,6 +509,10 @@ static const struct command commands[] = {
 };
 
 int main(int argc, char **argv) {
+  /* stdout gets a static buffer, so printing never puts a block in the
+   * middle of a layout a command is building */
+  static char outbuf[BUFSIZ];
+  setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
   if (argc < 2) {
     fprintf(stderr, "usage: api COMMAND [ARGS]\n");
     return 2;

@@ -72,6 +72,7 @@ static void child(const unsigned char *inherited, size_t n, int index) {
   blocks[0] = r;
   for (int i = 0; i < 64; i++)
     free(blocks[i]);
+  free((void *)inherited); /* the child's copy is its own to free */
   if (index % 10 == 0) {
     pthread_t t;
     void *ret;
