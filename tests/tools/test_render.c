@@ -49,12 +49,16 @@ static size_t count_char(const char *s, char c) {
 /* Renders v with o into a string. */
 static char *render_to_string(const snap_view *v, const render_opts *o, emit_mode m,
                               int colour) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
+  FILE *f = tmpfile();
   emitter e;
+  cr_assert_not_null(f);
   emit_init(&e, f, m, colour);
   render_report(v, &e, o);
+  long len = ftell(f);
+  char *buf = malloc((size_t)len + 1);
+  rewind(f);
+  cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+  buf[len] = '\0';
   fclose(f);
   return buf;
 }
