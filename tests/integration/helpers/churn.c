@@ -1,18 +1,24 @@
 /* churn.c - many threads allocating, resizing, swapping and freeing.
  *
- *   churn [THREADS [OPS_PER_THREAD [SLOTS]]]
+ *   churn [THREADS [OPS_PER_THREAD [SLOTS [enomem-ok]]]]
  *
  * Every live block carries a pattern derived from its own seed; the
  * pattern is verified before each free and realloc, and after each
  * realloc for the preserved prefix.  Blocks also wander between threads
  * through a shared exchange, so frees from a thread other than the
  * allocating one are exercised.  Exit 0 when no byte was ever wrong.
+ *
+ * With "enomem-ok" (for a deliberately small arena) a failed allocation
+ * is allowed if it sets errno to ENOMEM; a failed realloc must leave its
+ * block intact.  The number of such failures is printed as enomem=N.
  */
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct block {
   unsigned char *p;
@@ -26,6 +32,15 @@ static pthread_mutex_t exchange_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static long ops_per_thread = 100000;
 static size_t slots_per_thread = 512;
+static int enomem_ok;
+static atomic_long enomem_count;
+
+/* A NULL from the allocator: fatal, or counted when ENOMEM is allowed. */
+static void out_of_memory(const char *call, size_t n, int err) {
+  CHECK(enomem_ok, "%s of %zu bytes failed (errno %d)", call, n, err);
+  CHECK(err == ENOMEM, "%s of %zu bytes failed with errno %d, not ENOMEM", call, n, err);
+  atomic_fetch_add_explicit(&enomem_count, 1, memory_order_relaxed);
+}
 
 static uint32_t next_rand(uint32_t *s) {
   *s ^= *s << 13;
@@ -59,14 +74,18 @@ static int all_zero(const unsigned char *p, size_t n) {
 static void *allocate(size_t n, uint32_t *rng) {
   void *p = NULL;
   size_t align = (size_t)16 << (next_rand(rng) % 8);
+  errno = 0;
   switch (next_rand(rng) % 6) {
   case 0: p = calloc(1, n); CHECK(!p || all_zero(p, n), "calloc(1, %zu) not zeroed", n); break;
   case 1: p = aligned_alloc(align, n); break;
-  case 2: CHECK(posix_memalign(&p, align, n) == 0, "posix_memalign(%zu, %zu)", align, n); break;
+  case 2: errno = posix_memalign(&p, align, n); break;
   case 3: p = realloc(NULL, n); break;
   default: p = malloc(n); align = 16; break;
   }
-  CHECK(p != NULL, "allocation of %zu bytes failed", n);
+  if (!p) {
+    out_of_memory("allocation", n, errno);
+    return NULL;
+  }
   CHECK(((uintptr_t)p & 15) == 0, "block %p not 16-byte aligned", p);
   CHECK(malloc_usable_size(p) >= n, "usable size %zu < %zu", malloc_usable_size(p), n);
   return p;
@@ -76,14 +95,20 @@ static void fresh(block *b, uint32_t *rng) {
   b->n = pick_size(rng);
   b->seed = next_rand(rng);
   b->p = allocate(b->n, rng);
-  it_fill(b->p, b->n, b->seed);
+  if (b->p)
+    it_fill(b->p, b->n, b->seed);
 }
 
 static void resize(block *b, uint32_t *rng) {
   size_t n = pick_size(rng), keep = n < b->n ? n : b->n;
   check_block(b, "before realloc");
+  errno = 0;
   unsigned char *p = realloc(b->p, n);
-  CHECK(p != NULL, "realloc(%p, %zu) failed", (void *)b->p, n);
+  if (!p) {
+    out_of_memory("realloc", n, errno);
+    check_block(b, "after a failed realloc");
+    return;
+  }
   b->p = p;
   b->n = keep;
   check_block(b, "after realloc");
@@ -137,8 +162,11 @@ int main(int argc, char **argv) {
     ops_per_thread = strtol(argv[2], NULL, 10);
   if (argc > 3)
     slots_per_thread = (size_t)strtol(argv[3], NULL, 10);
-  if (nthreads < 1 || nthreads > 256 || ops_per_thread < 1 || slots_per_thread < 1) {
-    fprintf(stderr, "usage: churn [THREADS(1-256) [OPS [SLOTS]]]\n");
+  if (argc > 4)
+    enomem_ok = strcmp(argv[4], "enomem-ok") == 0 ? 1 : -1;
+  if (nthreads < 1 || nthreads > 256 || ops_per_thread < 1 || slots_per_thread < 1 ||
+      enomem_ok < 0 || argc > 5) {
+    fprintf(stderr, "usage: churn [THREADS(1-256) [OPS [SLOTS [enomem-ok]]]]\n");
     return 2;
   }
   pthread_t *t = calloc((size_t)nthreads, sizeof *t);
@@ -154,6 +182,7 @@ int main(int argc, char **argv) {
     }
   }
   free(t);
-  printf("threads=%ld ops=%ld\n", nthreads, nthreads * ops_per_thread);
+  printf("threads=%ld ops=%ld enomem=%ld\n", nthreads, nthreads * ops_per_thread,
+         atomic_load(&enomem_count));
   return 0;
 }
