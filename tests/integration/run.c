@@ -95,11 +95,19 @@ static char *slurp(int fd, size_t *len) {
   return buf;
 }
 
+char *it_temp_name(void) {
+  const char *dir = getenv("TMPDIR");
+  char *name = NULL;
+  cr_assert(asprintf(&name, "%s/simalloc-it-XXXXXX", dir && *dir ? dir : "/tmp") > 0);
+  return name;
+}
+
 static int temp_fd(void) {
-  char name[] = "/tmp/simalloc-it-XXXXXX";
+  char *name = it_temp_name();
   int fd = mkstemp(name);
-  cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+  cr_assert_geq(fd, 0, "mkstemp %s: %s", name, strerror(errno));
   unlink(name);
+  free(name);
   return fd;
 }
 

@@ -45,6 +45,9 @@ const char *it_lib(void);
  * (SIMALLOC_TEST_DATA); the string is owned by the caller. */
 char *it_data(const char *name);
 
+/* A mkstemp template under $TMPDIR (or /tmp); owned by the caller. */
+char *it_temp_name(void);
+
 /* One line describing how the child ended, for assertion messages. */
 const char *it_describe(const it_result *r);
 

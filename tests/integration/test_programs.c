@@ -73,8 +73,7 @@ static void same_output(const char *const argv[], enum proof proof) {
 
 /* Writes `lines` pseudo-random lines to a fresh temporary file. */
 static char *lines_file(unsigned lines) {
-  char *name = strdup("/tmp/simalloc-it-sort-XXXXXX");
-  cr_assert_not_null(name);
+  char *name = it_temp_name();
   int fd = mkstemp(name);
   cr_assert_geq(fd, 0);
   FILE *f = fdopen(fd, "w");
