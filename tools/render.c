@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <langinfo.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -22,6 +23,59 @@ static const char ANSI_RESET[] = "\033[0m";
 
 /* ---- emitter ------------------------------------------------------------ */
 
+/* Output goes through the emitter's own buffer: a million-row block list is
+ * mostly short strings, and stdio per call would dominate. */
+static void e_flush(emitter *e) {
+  if (e->len)
+    fwrite(e->buf, 1, e->len, e->out);
+  e->len = 0;
+}
+
+static void e_put(emitter *e, const char *s, size_t n) {
+  if (e->len + n > sizeof e->buf) {
+    e_flush(e);
+    if (n > sizeof e->buf) {
+      fwrite(s, 1, n, e->out);
+      return;
+    }
+  }
+  memcpy(e->buf + e->len, s, n);
+  e->len += n;
+}
+
+static void e_putc(emitter *e, char c) {
+  if (e->len == sizeof e->buf)
+    e_flush(e);
+  e->buf[e->len++] = c;
+}
+
+static void e_puts(emitter *e, const char *s) {
+  e_put(e, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3)))
+static void e_printf(emitter *e, const char *fmt, ...) {
+  char tmp[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n < sizeof tmp) {
+    e_put(e, tmp, (size_t)n);
+    return;
+  }
+  char *big = malloc((size_t)n + 1);
+  if (big == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  e_put(e, big, (size_t)n);
+  free(big);
+}
+
 void emit_init(emitter *e, FILE *out, emit_mode mode, int colour) {
   memset(e, 0, sizeof *e);
   e->out = out;
@@ -29,26 +83,40 @@ void emit_init(emitter *e, FILE *out, emit_mode mode, int colour) {
   e->colour = colour && mode == EMIT_TEXT;
 }
 
+static void json_string(emitter *e, const char *s);
+
 static void indent(emitter *e, int depth) {
   for (int i = 0; i < depth; i++)
-    fputs("  ", e->out);
+    e_puts(e, "  ");
 }
 
 /* JSON: the separator and key of the next member. */
 static void json_member(emitter *e, const char *key) {
   if (e->items[e->depth]++ > 0)
-    fputc(',', e->out);
+    e_putc(e, ',');
   if (e->row) {
     if (e->items[e->depth] > 1)
-      fputc(' ', e->out);
+      e_putc(e, ' ');
   } else {
-    fputc('\n', e->out);
+    e_putc(e, '\n');
     indent(e, e->depth);
   }
-  if (key) {
-    json_write_string(e->out, key);
-    fputs(": ", e->out);
+  if (key) {   /* keys are the renderer's own literals: nothing to escape */
+    e_putc(e, '"');
+    e_puts(e, key);
+    e_puts(e, "\": ");
   }
+}
+
+/* Writes v in decimal without the cost of printf. */
+static void put_u64(emitter *e, uint64_t v) {
+  char buf[24];
+  int i = sizeof buf;
+  do {
+    buf[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  e_put(e, buf + i, sizeof buf - (size_t)i);
 }
 
 static void push(emitter *e) {
@@ -64,7 +132,7 @@ static void pop(emitter *e) {
 
 void emit_begin(emitter *e) {
   if (e->mode == EMIT_JSON)
-    fputc('{', e->out);
+    e_putc(e, '{');
   e->depth = 0;
   push(e);
 }
@@ -72,7 +140,8 @@ void emit_begin(emitter *e) {
 void emit_end(emitter *e) {
   pop(e);
   if (e->mode == EMIT_JSON)
-    fputs("\n}\n", e->out);
+    e_puts(e, "\n}\n");
+  e_flush(e);
   fflush(e->out);
 }
 
@@ -80,14 +149,14 @@ static void heading(emitter *e, const char *title) {
   if (title == NULL)
     return;
   indent(e, e->depth - 1);
-  fprintf(e->out, "%s%s:%s\n", e->colour ? ANSI_BOLD : "", title,
+  e_printf(e, "%s%s:%s\n", e->colour ? ANSI_BOLD : "", title,
           e->colour ? ANSI_RESET : "");
 }
 
 void emit_object(emitter *e, const char *key, const char *title) {
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fputc('{', e->out);
+    e_putc(e, '{');
   } else {
     heading(e, title);
   }
@@ -96,9 +165,9 @@ void emit_object(emitter *e, const char *key, const char *title) {
 
 void emit_object_end(emitter *e) {
   if (e->mode == EMIT_JSON) {
-    fputc('\n', e->out);
+    e_putc(e, '\n');
     indent(e, e->depth - 1);
-    fputc('}', e->out);
+    e_putc(e, '}');
   }
   pop(e);
 }
@@ -106,12 +175,12 @@ void emit_object_end(emitter *e) {
 void emit_list(emitter *e, const char *key, const char *title, const char *columns) {
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fputc('[', e->out);
+    e_putc(e, '[');
   } else {
     heading(e, title);
     if (columns) {
       indent(e, e->depth);
-      fprintf(e->out, "%s\n", columns);
+      e_printf(e, "%s\n", columns);
     }
   }
   push(e);
@@ -120,10 +189,10 @@ void emit_list(emitter *e, const char *key, const char *title, const char *colum
 void emit_list_end(emitter *e) {
   if (e->mode == EMIT_JSON) {
     if (e->items[e->depth] > 0) {
-      fputc('\n', e->out);
+      e_putc(e, '\n');
       indent(e, e->depth - 1);
     }
-    fputc(']', e->out);
+    e_putc(e, ']');
   }
   pop(e);
 }
@@ -131,7 +200,7 @@ void emit_list_end(emitter *e) {
 void emit_row(emitter *e) {
   if (e->mode == EMIT_JSON) {
     json_member(e, NULL);
-    fputc('{', e->out);
+    e_putc(e, '{');
   } else {
     indent(e, e->depth - 1);
   }
@@ -142,23 +211,41 @@ void emit_row(emitter *e) {
 void emit_row_end(emitter *e) {
   e->row = 0;
   if (e->mode == EMIT_JSON)
-    fputc('}', e->out);
+    e_putc(e, '}');
   else
-    fputc('\n', e->out);
+    e_putc(e, '\n');
   pop(e);
 }
 
 /* Text: one "label value" line, or one column of a row. */
 static void text_value(emitter *e, const char *label, const char *value, int numeric) {
-  if (e->row) {
+  if (e->row) {   /* right-aligned numbers in 14 columns, without printf */
+    static const char spaces[] = "              ";
+    size_t len = strlen(value);
     if (e->items[e->depth]++ > 0)
-      fputs("  ", e->out);
-    fprintf(e->out, numeric ? "%14s" : "%s", value);
+      e_put(e, "  ", 2);
+    if (numeric && len < 14)
+      e_put(e, spaces, 14 - len);
+    e_put(e, value, len);
     return;
   }
   indent(e, e->depth - 1);
   int pad = LABEL_WIDTH - 2 * (e->depth - 1);
-  fprintf(e->out, "%-*s %s\n", pad > 0 ? pad : 0, label ? label : "", value);
+  e_printf(e, "%-*s %s\n", pad > 0 ? pad : 0, label ? label : "", value);
+}
+
+/* v in decimal, or in hexadecimal with 0x; buf holds at least 24 bytes. */
+static void u64_text(char *buf, uint64_t v, unsigned base) {
+  char tmp[24];
+  int i = sizeof tmp, o = 0;
+  do {
+    tmp[--i] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v);
+  if (base == 16)
+    buf[o++] = '0', buf[o++] = 'x';
+  memcpy(buf + o, tmp + i, sizeof tmp - (size_t)i);
+  buf[o + (int)sizeof tmp - i] = '\0';
 }
 
 void emit_u64(emitter *e, const char *key, const char *label, uint64_t v, int fmt) {
@@ -166,25 +253,27 @@ void emit_u64(emitter *e, const char *key, const char *label, uint64_t v, int fm
 
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fprintf(e->out, "%llu", (unsigned long long)v);
+    put_u64(e, v);
     return;
   }
   if (fmt & EF_DATA)
     return;
   switch (fmt) {
   case EF_OFFSET:
-    snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+    u64_text(buf, v, 16);
     break;
   case EF_BYTES:
     if (v >= 1024 && !e->row) {
       fmt_size_human(human, sizeof human, v);
       snprintf(buf, sizeof buf, "%s (%llu)", human, (unsigned long long)v);
     } else {
-      snprintf(buf, sizeof buf, e->row ? "%llu" : "%llu B", (unsigned long long)v);
+      u64_text(buf, v, 10);
+      if (!e->row)
+        strcat(buf, " B");
     }
     break;
   default:
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    u64_text(buf, v, 10);
   }
   text_value(e, label, buf, 1);
 }
@@ -194,7 +283,7 @@ void emit_i64(emitter *e, const char *key, const char *label, int64_t v) {
   snprintf(buf, sizeof buf, "%lld", (long long)v);
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fputs(buf, e->out);
+    e_puts(e, buf);
   } else {
     text_value(e, label, buf, 1);
   }
@@ -204,7 +293,7 @@ void emit_double(emitter *e, const char *key, const char *label, double v, int f
   char buf[64];
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fprintf(e->out, "%.6f", v);
+    e_printf(e, "%.6f", v);
     return;
   }
   if (fmt & EF_DATA)
@@ -219,7 +308,7 @@ void emit_double(emitter *e, const char *key, const char *label, double v, int f
 void emit_str(emitter *e, const char *key, const char *label, const char *s, int fmt) {
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    json_write_string(e->out, s);
+    json_string(e, s);
     return;
   }
   if (fmt & EF_DATA)
@@ -230,7 +319,7 @@ void emit_str(emitter *e, const char *key, const char *label, const char *s, int
 void emit_bool(emitter *e, const char *key, const char *label, int b) {
   if (e->mode == EMIT_JSON) {
     json_member(e, key);
-    fputs(b ? "true" : "false", e->out);
+    e_puts(e, b ? "true" : "false");
   } else {
     text_value(e, label, b ? "yes" : "no", 0);
   }
@@ -238,8 +327,8 @@ void emit_bool(emitter *e, const char *key, const char *label, int b) {
 
 void emit_raw(emitter *e, const char *line) {
   if (e->mode == EMIT_TEXT) {
-    fputs(line, e->out);
-    fputc('\n', e->out);
+    e_puts(e, line);
+    e_putc(e, '\n');
   }
 }
 
@@ -264,25 +353,37 @@ static int utf8_len(const unsigned char *s) {
   return n;
 }
 
-void json_write_string(FILE *out, const char *s) {
+static void json_string(emitter *e, const char *s) {
   const unsigned char *p = (const unsigned char *)s;
-  fputc('"', out);
+  e_putc(e, '"');
+  size_t plain = 0;   /* fast path: a run of printable ASCII */
+  while (p[plain] >= 0x20 && p[plain] < 0x7f && p[plain] != '"' && p[plain] != '\\')
+    plain++;
+  e_put(e, (const char *)p, plain);
+  p += plain;
   while (*p) {
     int n = utf8_len(p);
     if (n == 0) {
-      fputs("\\ufffd", out);
+      e_puts(e, "\\ufffd");
       p++;
     } else if (*p == '"' || *p == '\\') {
-      fputc('\\', out);
-      fputc(*p++, out);
+      e_putc(e, '\\');
+      e_putc(e, (char)*p++);
     } else if (*p < 0x20 || *p == 0x7f) {
-      fprintf(out, "\\u%04x", *p++);
+      e_printf(e, "\\u%04x", *p++);
     } else {
-      fwrite(p, 1, (size_t)n, out);
+      e_put(e, (const char *)p, (size_t)n);
       p += n;
     }
   }
-  fputc('"', out);
+  e_putc(e, '"');
+}
+
+void json_write_string(FILE *out, const char *s) {
+  emitter e;
+  emit_init(&e, out, EMIT_JSON, 0);
+  json_string(&e, s);
+  e_flush(&e);
 }
 
 /* ---- formatting helpers ----------------------------------------------- */

@@ -39,6 +39,8 @@ typedef struct emitter {
   int depth;
   int items[EMIT_MAX_DEPTH];        /* members emitted at each level */
   int row;                          /* inside a row (one line in text) */
+  size_t len;                       /* bytes waiting in buf */
+  char buf[8192];
 } emitter;
 
 void emit_init(emitter *e, FILE *out, emit_mode mode, int colour);

@@ -378,6 +378,7 @@ int main(int argc, char **argv) {
   int st;
 
   setlocale(LC_ALL, "");
+  setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   o.r.identity = o.r.status = o.r.bar = 1;
   st = parse_args(argc, argv, &o);
   if (st >= 0)
