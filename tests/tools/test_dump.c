@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -357,4 +360,61 @@ Test(dump, fake_segments_give_each_error, .fini = unpublish_self) {
   r = dump(pid, NULL, NULL, NULL);
   expect_exit(&r, 6, "corrupt snapshot");
   image_free(&img);
+}
+
+/* ---- --watch on a terminal ------------------------------------------------ */
+
+/* Reads from the terminal until needle shows up (or nothing comes for a
+ * while); returns everything read. */
+static char *read_until(int fd, const char *needle, char *acc, size_t *len, size_t cap) {
+  for (int idle = 0; idle < 50 && !strstr(acc, needle);) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 100) <= 0) {
+      idle++;
+      continue;
+    }
+    ssize_t n = read(fd, acc + *len, cap - 1 - *len);
+    if (n <= 0)
+      break;
+    *len += (size_t)n;
+    acc[*len] = '\0';
+  }
+  return acc;
+}
+
+Test(dump, watch_on_a_terminal_quits_on_q_and_restores_it) {
+  proc_child c;
+  char pid[32];
+  static char acc[1 << 20];
+  size_t len = 0;
+  start_helper(&c);
+  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+
+  int master;
+  pid_t w = forkpty(&master, NULL, NULL, NULL);
+  cr_assert_geq(w, 0);
+  if (w == 0) {
+    execl(proc_env("SIMALLOC_DUMP"), "simalloc-dump", "--watch", "0.1", "--ascii", pid,
+          (char *)NULL);
+    _exit(127);
+  }
+  acc[0] = '\0';
+  read_until(master, "since last frame", acc, &len, sizeof acc);
+  cr_assert_not_null(strstr(acc, "\033[?1049h\033[?25l"), "alternate screen entered");
+  cr_assert_not_null(strstr(acc, "\033[H\033[2J"), "frames redraw in place");
+  struct termios t;
+  cr_assert_eq(tcgetattr(master, &t), 0);
+  cr_assert_eq(t.c_lflag & ICANON, 0, "keys are read one at a time");
+
+  cr_assert_eq(write(master, "q", 1), 1);
+  read_until(master, "\033[?1049l", acc, &len, sizeof acc);
+  int st;
+  cr_assert_eq(waitpid(w, &st, 0), w);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+  cr_assert_not_null(strstr(acc, "\033[?25h\033[?1049l"), "cursor and screen restored");
+  cr_assert_eq(tcgetattr(master, &t), 0);
+  cr_assert_neq(t.c_lflag & ICANON, 0, "line mode restored");
+  close(master);
+  proc_send(&c, "exit\n");
+  cr_assert_eq(proc_wait(&c), 0);
 }

@@ -3,7 +3,10 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pty.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "proc.h"
 
@@ -20,6 +23,13 @@ static void expect_out(const proc_result *r, const char *needle) {
 
 static void expect_err(const proc_result *r, const char *needle) {
   cr_assert_not_null(strstr(r->err, needle), "'%s' not in stderr:\n%s", needle, r->err);
+}
+
+static size_t count_prompts(const char *s) {
+  size_t n = 0;
+  for (const char *p = strstr(s, "simalloc> "); p; p = strstr(p + 1, "simalloc> "))
+    n++;
+  return n;
 }
 
 static size_t lines(const char *s) {
@@ -182,4 +192,28 @@ Test(shell, big_arena_with_suffix) {
   expect_err(&r, "out of memory: no free block holds 204800 bytes");
   expect_out(&r, "  size                 1.0 MiB (1048576)\n");
   proc_result_free(&r);
+}
+
+Test(shell, prompts_on_a_terminal) {
+  int master;
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    setenv("LC_ALL", "C", 1);
+    execl(proc_env("SIMALLOC_SHELL"), "simalloc-shell", (char *)NULL);
+    _exit(127);
+  }
+  cr_assert_eq(write(master, "alloc 10\nfoo\nexit\n", 18), 18);
+  char out[8192];
+  size_t len = 0;
+  ssize_t n;
+  while (len < sizeof out - 1 && (n = read(master, out + len, sizeof out - 1 - len)) > 0)
+    len += (size_t)n;   /* ends with EIO once the shell is gone */
+  out[len] = '\0';
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "a failed command: status 1");
+  cr_assert_geq(count_prompts(out), 3, "a prompt per command:\n%s", out);
+  cr_assert_not_null(strstr(out, "ptr[0] = offset 0 (size 10, block 32)"), "%s", out);
+  cr_assert_not_null(strstr(out, "error: unknown command 'foo'"), "%s", out);
 }
