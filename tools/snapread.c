@@ -384,6 +384,25 @@ static enum snap_status check_owner(int fd, snap_error *err) {
   return SNAP_OK;
 }
 
+/* The uid of another user's segment for pid ("simalloc-<uid>-<pid>"), or
+ * -1 if there is none. */
+static long foreign_segment(pid_t pid) {
+  DIR *d = opendir("/dev/shm");
+  struct dirent *e;
+  long found = -1;
+  if (d == NULL)
+    return -1;
+  while (found < 0 && (e = readdir(d)) != NULL) {
+    unsigned uid;
+    int p, end = 0;
+    if (sscanf(e->d_name, "simalloc-%u-%d%n", &uid, &p, &end) == 2 &&
+        e->d_name[end] == '\0' && p == (int)pid && uid != (unsigned)getuid())
+      found = (long)uid;
+  }
+  closedir(d);
+  return found;
+}
+
 static enum snap_status open_segment(pid_t pid, int *fdp, snap_error *err) {
   char name[64];
   int fd;
@@ -396,9 +415,14 @@ static enum snap_status open_segment(pid_t pid, int *fdp, snap_error *err) {
   fd = shm_open(name, O_RDWR | O_NOFOLLOW, 0);
   if (fd < 0 && (errno == EACCES || errno == ELOOP || errno == EPERM))
     return fail(err, SNAP_EPERM, "permission denied: %s: %s", name, strerror(errno));
-  if (fd < 0 && errno == ENOENT)
+  if (fd < 0 && errno == ENOENT) {
+    long uid = foreign_segment(pid);
+    if (uid >= 0)
+      return fail(err, SNAP_EPERM, "permission denied: process %d publishes as uid %ld",
+                  (int)pid, uid);
     return fail(err, SNAP_ENOSIM, "process %d does not run under libsimalloc",
                 (int)pid);
+  }
   if (fd < 0)
     return fail(err, SNAP_ESYS, "%s: %s", name, strerror(errno));
   *fdp = fd;

@@ -452,3 +452,18 @@ Test(segment, fresh_request_unanswered_is_stale) {
   cr_assert_eq(v.h->request, 1, "the request was made");
   snap_view_free(&v);
 }
+
+Test(segment, another_users_segment_is_refused) {
+  char name[64];
+  snap_view v;
+  snap_error err;
+  snprintf(name, sizeof name, "/simalloc-%u-%d", (unsigned)getuid() + 1, (int)getpid());
+  int fd = shm_open(name, O_RDWR | O_CREAT, 0600);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  snap_segment_name(seg_name, sizeof seg_name, getpid());
+  shm_unlink(seg_name);   /* none of our own: only the other user's */
+  cr_assert_eq(snap_open(&v, getpid(), NULL, &err), SNAP_EPERM, "%s", err.msg);
+  cr_assert(strstr(err.msg, "publishes as uid") != NULL, "%s", err.msg);
+  shm_unlink(name);
+}
