@@ -520,6 +520,20 @@ static void spread(bar_cell *cells, int n, uint64_t start, uint64_t end,
   }
 }
 
+/* Spreads the map cells covering heap hp over the bar.  The map lists the
+ * heaps one after another: heap bytes [start, end) are map bytes
+ * [map_start, map_start + end - start). */
+static void map_heap(const snap_view *v, const simalloc_snap_heap *hp, uint64_t start,
+                     uint64_t end, bar_cell *cells, int n) {
+  uint64_t cb = v->h->map_cell_bytes, ms = hp->map_start, me = ms + (hp->end - hp->start);
+  for (uint64_t k = ms / cb; k < v->h->map_cells && k * cb < me; k++) {
+    const simalloc_snap_cell *c = &v->map[k];
+    uint64_t lo = k * cb > ms ? k * cb : ms, hi = k * cb + cb < me ? k * cb + cb : me;
+    uint64_t amount[3] = {c->used, c->free, c->cached};
+    spread(cells, n, start, end, hp->start + (lo - ms), hp->start + (hi - ms), amount, cb);
+  }
+}
+
 int bar_fill(const snap_view *v, uint64_t start, uint64_t end, bar_cell *cells,
              int n) {
   const simalloc_snap_header *h = v->h;
@@ -541,11 +555,12 @@ int bar_fill(const snap_view *v, uint64_t start, uint64_t end, bar_cell *cells,
     }
     return 1;
   }
-  for (uint32_t k = 0; k < h->map_cells; k++) {
-    const simalloc_snap_cell *c = &v->map[k];
-    uint64_t cb = h->map_cell_bytes, amount[3] = {c->used, c->free, c->cached};
-    spread(cells, n, start, end, k * cb, k * cb + cb, amount, cb);
+  if (h->heap_count == 0) {   /* no heap table: the map is in arena offsets */
+    simalloc_snap_heap all = {0, (uint64_t)h->map_cells * h->map_cell_bytes, 0, 0, 0, 0};
+    map_heap(v, &all, start, end, cells, n);
   }
+  for (uint32_t i = 0; i < h->heap_count; i++)
+    map_heap(v, &h->heaps[i], start, end, cells, n);
   return 0;
 }
 
@@ -666,7 +681,7 @@ static void render_status(const snap_view *v, emitter *e) {
   emit_u64(e, "base", "base", h->arena_base, EF_OFFSET);
   emit_u64(e, "size", "size", h->arena_size, EF_BYTES);
   emit_u64(e, "touched", "touched", h->arena_touched, EF_BYTES);
-  emit_u64(e, "heaps", "heaps", h->heap_count, EF_PLAIN);
+  emit_u64(e, "heap_count", "heaps", h->heap_count, EF_PLAIN);
   emit_object_end(e);
   emit_u64(e, "used_bytes", "used", h->used_bytes, EF_BYTES);
   emit_u64(e, "free_bytes", "free", h->free_bytes, EF_BYTES);
@@ -682,6 +697,22 @@ static void render_status(const snap_view *v, emitter *e) {
   emit_u64(e, "block_total", "blocks in heap", h->block_total, EF_PLAIN);
   emit_bool(e, "truncated", "block list cut",
             (h->flags & SIMALLOC_SNAP_F_TRUNCATED) || h->block_count < h->block_total);
+}
+
+static void render_heaps(const snap_view *v, emitter *e) {
+  emit_list(e, "heaps", "heaps",
+            "         start             end            used            free          cached");
+  for (uint32_t i = 0; i < v->h->heap_count; i++) {
+    const simalloc_snap_heap *hp = &v->h->heaps[i];
+    emit_row(e);
+    emit_u64(e, "start", NULL, hp->start, EF_OFFSET);
+    emit_u64(e, "end", NULL, hp->end, EF_OFFSET);
+    emit_u64(e, "used_bytes", NULL, hp->used_bytes, EF_BYTES);
+    emit_u64(e, "free_bytes", NULL, hp->free_bytes, EF_BYTES);
+    emit_u64(e, "cached_bytes", NULL, hp->cached_bytes, EF_BYTES);
+    emit_row_end(e);
+  }
+  emit_list_end(e);
 }
 
 static void render_holes(const snap_view *v, emitter *e) {
@@ -717,15 +748,21 @@ static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) 
   emit_u64(e, "blocks_listed", "blocks listed", listed, EF_PLAIN);
 }
 
-/* The range the bar covers: the zoom, or the touched part of the arena. */
+/* The range the bar covers: the zoom, or from the first heap's start to the
+ * last heap's listed end (without a heap table, the touched part). */
 static void bar_range(const snap_view *v, const render_opts *o, uint64_t *start,
                       uint64_t *end) {
   const simalloc_snap_header *h = v->h;
   *start = 0;
   *end = h->arena_touched;
-  for (uint32_t i = 0; i < h->heap_count; i++)   /* a heap may end past touched */
-    if (*end < h->heaps[i].end && h->arena_touched == 0)
-      *end = h->heaps[i].end;
+  if (h->heap_count > 0) {
+    *start = UINT64_MAX;
+    *end = 0;
+    for (uint32_t i = 0; i < h->heap_count; i++) {
+      *start = h->heaps[i].start < *start ? h->heaps[i].start : *start;
+      *end = h->heaps[i].end > *end ? h->heaps[i].end : *end;
+    }
+  }
   if (o->has_range) {
     *start = o->range_start < h->arena_size ? o->range_start : h->arena_size;
     *end = o->range_end < h->arena_size ? o->range_end : h->arena_size;
@@ -806,6 +843,7 @@ void render_report(const snap_view *v, emitter *e, const render_opts *o) {
     render_identity(v, e);
   if (o->status) {
     render_status(v, e);
+    render_heaps(v, e);
     render_holes(v, e);
   }
   if (o->bar)

@@ -137,9 +137,13 @@ static enum snap_status check_sections(const simalloc_snap_header *h,
 static enum snap_status check_entries(const snap_view *v, snap_error *err) {
   const simalloc_snap_header *h = v->h;
 
-  for (uint32_t i = 0; i < h->heap_count; i++)
-    if (h->heaps[i].start > h->heaps[i].end || h->heaps[i].end > h->arena_size)
+  for (uint32_t i = 0; i < h->heap_count; i++) {
+    const simalloc_snap_heap *hp = &h->heaps[i];
+    if (hp->start > hp->end || hp->end > h->arena_size)
       return corrupt(err, "heap %u outside the arena", i);
+    if (hp->map_start > UINT64_MAX - (hp->end - hp->start))
+      return corrupt(err, "heap %u outside the map", i);
+  }
   for (uint32_t i = 0; i < h->hole_count; i++)
     if (!range_fits(h->holes[i].offset, h->holes[i].size, h->arena_size))
       return corrupt(err, "hole %u outside the arena", i);

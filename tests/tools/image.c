@@ -91,6 +91,9 @@ int image_build(test_image *img, const test_block *blocks, size_t n,
     add_totals(h, hist, off, blocks[i].size, blocks[i].state);
     off += blocks[i].size;
   }
+  h->heaps[0].used_bytes = h->used_bytes;
+  h->heaps[0].free_bytes = h->free_bytes;
+  h->heaps[0].cached_bytes = h->cached_bytes;
   if (h->free_bytes)
     h->fragmentation_ppm = 1000000 - h->largest_free * 1000000 / h->free_bytes;
   h->peak_used_bytes = h->used_bytes;

@@ -51,7 +51,8 @@ static char *ask(proc_child *c, const char *cmd) {
 }
 
 typedef struct figures {
-  uint64_t used, free, blocks_used, blocks_free, base, publish_count, block_total;
+  uint64_t used, free, blocks_used, blocks_free, base, publish_count, block_total,
+      blocks_cached;
   char *json;
 } figures;
 
@@ -71,7 +72,7 @@ static figures dump_json(pid_t pid) {
   figures f = {must_u64(r.out, "used_bytes"), must_u64(r.out, "free_bytes"),
                must_u64(r.out, "blocks_used"), must_u64(r.out, "blocks_free"),
                must_u64(r.out, "base"), must_u64(r.out, "publish_count"),
-               must_u64(r.out, "block_total"), r.out};
+               must_u64(r.out, "block_total"), must_u64(r.out, "blocks_cached"), r.out};
   free(r.err);
   return f;
 }
@@ -119,7 +120,8 @@ Test(dump, reports_a_known_heap_exactly) {
   /* the list agrees with the counts */
   cr_assert_eq(count_substr(after.json, "\"state\": \"used\""), after.blocks_used);
   cr_assert_eq(count_substr(after.json, "\"state\": \"free\""), after.blocks_free);
-  cr_assert_eq(after.block_total, after.blocks_used + after.blocks_free);
+  cr_assert_eq(count_substr(after.json, "\"state\": \"cached\""), after.blocks_cached);
+  cr_assert_eq(after.block_total, after.blocks_used + after.blocks_free + after.blocks_cached);
 
   free(ask(&c, "free 100\n"));
   figures back = dump_json(c.pid);

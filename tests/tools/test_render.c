@@ -156,6 +156,38 @@ Test(bar, map_and_blocks_agree) {
   snap_view_free(&v);
 }
 
+Test(bar, map_lists_heaps_one_after_another) {
+  /* heap 0 at [0, 1024) all used, heap 1 at [4096, 5120) all free; the map
+   * holds them back to back: 2048 bytes in cells of 512 */
+  test_block b[] = {{1024, U}, {1024, F}};
+  test_image img;
+  snap_view v;
+  int from_blocks;
+  cr_assert_eq(image_build(&img, b, 2, 512, 8192), 0);
+  simalloc_snap_header *h = img.h;
+  h->heap_count = 2;
+  h->heaps[0] = (simalloc_snap_heap){0, 1024, 0, 1024, 0, 0};
+  h->heaps[1] = (simalloc_snap_heap){4096, 5120, 1024, 0, 1024, 0};
+  h->block_count = 0;              /* only the map */
+  h->flags |= SIMALLOC_SNAP_F_TRUNCATED;
+  cr_assert_eq(snap_view_from_bytes(&v, img.buf, img.len, NULL), SNAP_OK);
+  char *g = glyphs_of(&v, 0, 5120, 10, &from_blocks);
+  cr_assert_eq(from_blocks, 0);
+  cr_assert_str_eq(g, "##      ..");
+  free(g);
+
+  render_opts o = {.bar = 1, .ascii = 1, .width = 10};
+  char *text = render_to_string(&v, &o, EMIT_JSON, 0);
+  cr_assert_not_null(strstr(text, "\"start\": 0,\n    \"end\": 5120"),
+                     "the bar spans the heaps by default: %s", text);
+  free(text);
+  snap_view_free(&v);
+
+  h->heaps[1].map_start = UINT64_MAX - 16;
+  cr_assert_eq(snap_view_from_bytes(&v, img.buf, img.len, NULL), SNAP_ECORRUPT);
+  image_free(&img);
+}
+
 Test(bar, cells_for_width) {
   cr_assert_eq(bar_cells_for_width(80, 1), 80);
   cr_assert_eq(bar_cells_for_width(80, 0), 40, "emoji are two columns wide");
