@@ -18,7 +18,7 @@ extern "C" {
 /* A consistent picture of the process heap. */
 struct simalloc_stats {
   size_t arena_size;       /* bytes of address space reserved */
-  size_t arena_touched;    /* bytes of the arena ever written */
+  size_t arena_touched;    /* bytes of the arena the heaps ever reached */
   size_t used_bytes;       /* bytes in used blocks, headers included */
   size_t peak_used_bytes;
   size_t free_bytes;       /* free bytes inside the touched part */

@@ -94,6 +94,16 @@ static inline int head_valid(uintptr_t b, uint64_t h, uint64_t key) {
   return (h & SA_CHECK) == head_check(b, h & ~SA_CHECK, key);
 }
 
+/* A block the program freed but the heap has not taken back yet (it sits
+ * in a thread cache or on a remote list) is still a used block to the
+ * heap.  It is told apart by a tag in its second payload word, keyed like
+ * the header check; the first word links it into its list.  The tag is
+ * cleared when the block leaves the cache. */
+static inline uint64_t blk_cache_tag(uintptr_t payload, uint64_t key) {
+  return (payload ^ key) * UINT64_C(0xd6e8feb86659fd93) | 1;
+}
+static inline uint64_t *blk_tag_ptr(void *payload) { return (uint64_t *)payload + 1; }
+
 /* Bytes of block for a request of n payload bytes (n <= PTRDIFF_MAX). */
 static inline size_t blk_size_for(size_t n) {
   size_t s = (n + SA_OVERHEAD + SA_ALIGN - 1) & ~(size_t)(SA_ALIGN - 1);

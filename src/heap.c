@@ -51,12 +51,16 @@ static inline void account_used(sa_heap *h, size_t size) {
 /* ---- set-up ------------------------------------------------------------- */
 
 int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages) {
+  return sa_heap_init_keyed(h, mem, size, release_pages, sa_os_random64() ^ (uintptr_t)h);
+}
+
+int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, uint64_t key) {
   uintptr_t s = (uintptr_t)mem;
   if ((s & (SA_ALIGN - 1)) || size < SA_HEAP_MIN_SIZE) return -1;
   size &= ~(size_t)(SA_ALIGN - 1);
   if (size > SA_MAX_BLOCK) size = SA_MAX_BLOCK;
   memset(h, 0, sizeof *h);
-  h->key = sa_os_random64() ^ (uint64_t)(uintptr_t)h;
+  h->key = key;
   h->start = s;
   h->end = s + size;
   h->epilogue = h->end - SA_PAYLOAD;
@@ -88,7 +92,8 @@ static uintptr_t checked_used(const sa_heap *h, const void *p, const char *call)
     sa_fatal_ptr(call, "invalid pointer", p);
   uint64_t hd = head(b);
   if (!head_valid(b, hd, h->key)) sa_fatal_ptr(call, "invalid pointer", p);
-  if (!(hd & SA_USED)) sa_fatal_ptr(call, "double free", p);
+  if (!(hd & SA_USED) || *blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key))
+    sa_fatal_ptr(call, "double free", p);
   size_t size = head_size(hd);
   if (size < SA_MIN_BLOCK || size > h->epilogue - b) sa_fatal_ptr(call, "invalid pointer", p);
   uint64_t next = head(b + size);
@@ -262,7 +267,7 @@ static inline int too_big(size_t n) {
 void *sa_heap_alloc(sa_heap *h, size_t n) {
   if (too_big(n)) return NULL;
   size_t need = blk_size_for(n);
-  sa_lock_acquire(&h->lock);
+  sa_heap_lock(h);
   uintptr_t b = alloc_locked(h, need, NULL);
   sa_lock_release(&h->lock);
   if (!b) {
@@ -276,7 +281,7 @@ void *sa_heap_calloc(sa_heap *h, size_t n) {
   if (too_big(n)) return NULL;
   size_t need = blk_size_for(n);
   uintptr_t zone[2];
-  sa_lock_acquire(&h->lock);
+  sa_heap_lock(h);
   uintptr_t b = alloc_locked(h, need, zone);
   sa_lock_release(&h->lock);
   if (!b) {
@@ -298,7 +303,7 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
   if (align <= SA_ALIGN) return sa_heap_alloc(h, n);
   if (too_big(n) || too_big(align) || too_big(n + align)) return NULL;
   size_t need = blk_size_for(n);
-  sa_lock_acquire(&h->lock);
+  sa_heap_lock(h);
   uintptr_t f = find(h, need + align + SA_MIN_BLOCK);
   if (!f) {
     sa_lock_release(&h->lock);
@@ -364,7 +369,51 @@ size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
     sa_fatal_ptr(call, "invalid pointer", p);
   uint64_t hd = head(b);
   if (!head_valid(b, hd, h->key) || !(hd & SA_USED)) sa_fatal_ptr(call, "invalid pointer", p);
+  if (*blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key)) sa_fatal_ptr(call, "freed pointer", p);
   return head_size(hd) - SA_OVERHEAD;
+}
+
+/* ---- batches and the remote list ----------------------------------------- */
+
+/* Frees every block on the remote list; the lock is held. */
+static void drain_locked(sa_heap *h) {
+  void *p = __atomic_exchange_n(&h->remote, NULL, __ATOMIC_ACQUIRE);
+  while (p) {
+    void *next = *(void **)p;
+    *blk_tag_ptr(p) = 0;
+    free_locked(h, checked_used(h, p, "free"), p, "free");
+    p = next;
+  }
+}
+
+void sa_heap_lock(sa_heap *h) {
+  sa_lock_acquire(&h->lock);
+  if (__atomic_load_n(&h->remote, __ATOMIC_RELAXED)) drain_locked(h);
+}
+
+void sa_heap_unlock(sa_heap *h) {
+  sa_lock_release(&h->lock);
+}
+
+void *sa_heap_alloc_locked(sa_heap *h, size_t block_size) {
+  uintptr_t b = alloc_locked(h, block_size, NULL);
+  return b ? blk_payload(b) : NULL;
+}
+
+void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
+  free_locked(h, checked_used(h, p, call), p, call);
+}
+
+void sa_heap_remote_push(sa_heap *h, void *first, void *last) {
+  void *top = __atomic_load_n(&h->remote, __ATOMIC_RELAXED);
+  do {
+    *(void **)last = top;
+  } while (!__atomic_compare_exchange_n(&h->remote, &top, first, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+  if (sa_lock_try(&h->lock)) {  /* nobody holds it: don't leave them waiting */
+    drain_locked(h);
+    sa_lock_release(&h->lock);
+  }
 }
 
 /* ---- walking and checking ------------------------------------------------ */
@@ -372,7 +421,10 @@ size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
 void sa_heap_walk_locked(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ctx) {
   for (uintptr_t b = h->start; b < h->epilogue;) {
     uint64_t hd = head(b);
-    sa_block_info info = {b, head_size(hd), (int)(hd & SA_USED)};
+    int used = (hd & SA_USED) != 0;
+    uintptr_t p = b + SA_PAYLOAD;
+    int cached = used && *blk_tag_ptr((void *)p) == blk_cache_tag(p, h->key);
+    sa_block_info info = {b, head_size(hd), used, cached};
     if (info.size == 0 || fn(&info, ctx)) return;
     b += info.size;
   }

@@ -38,7 +38,8 @@ typedef struct sa_heap {
   size_t release_threshold;  /* coalesced free blocks this big give pages back */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
-} sa_heap;
+  void *remote;        /* blocks other threads freed into this heap (below) */
+} __attribute__((aligned(64))) sa_heap;
 
 /* Result of a consistency check; ok != 0 when the heap is sound. */
 typedef struct sa_heap_report {
@@ -47,11 +48,14 @@ typedef struct sa_heap_report {
   uintptr_t where;     /* address of the offending block, or 0 */
 } sa_heap_report;
 
-/* One block as seen by sa_heap_walk. */
+/* One block as seen by sa_heap_walk.  A cached block is used as far as
+ * the heap knows, but the program has freed it: it waits in a thread cache
+ * or on the heap's remote list. */
 typedef struct sa_block_info {
   uintptr_t addr;      /* block start (header) */
   size_t size;         /* whole block size, 16-byte multiple */
   int used;
+  int cached;
 } sa_block_info;
 
 /* Creates a heap over [mem, mem + size).  mem must be 16-byte aligned and
@@ -60,6 +64,9 @@ typedef struct sa_block_info {
  * and come from mmap).  Returns 0, or -1 if the region is unusable. */
 #define SA_HEAP_MIN_SIZE 64
 int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages);
+/* The same with a given header key: heaps of one arena share theirs, so a
+ * block can be checked without knowing its heap. */
+int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, uint64_t key);
 
 /* All of these take and release the heap lock themselves. */
 void *sa_heap_alloc(sa_heap *h, size_t n);
@@ -69,6 +76,19 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n);  /* n > 0, p != NULL */
 void sa_heap_free(sa_heap *h, void *p, const char *call);
 size_t sa_heap_usable(sa_heap *h, const void *p, const char *call);
 int sa_heap_contains(const sa_heap *h, const void *p);
+
+/* For the thread caches (tcache.c), which batch their work under one lock.
+ * sa_heap_lock also returns the blocks waiting on the remote list. */
+void sa_heap_lock(sa_heap *h);
+void sa_heap_unlock(sa_heap *h);
+void *sa_heap_alloc_locked(sa_heap *h, size_t block_size);  /* NULL if none */
+void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
+
+/* The remote list: a lock-free stack of blocks that threads freed into a
+ * heap they do not hold, chained through their first payload word and
+ * tagged as cached.  Pushes a chain first..last; whoever next holds the
+ * lock frees them (the pusher too, if the lock happens to be free). */
+void sa_heap_remote_push(sa_heap *h, void *first, void *last);
 
 /* Resizes the block at p in place if possible; returns 1 on success. */
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n);

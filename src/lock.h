@@ -30,6 +30,13 @@ static inline void sa_lock_release(sa_lock *l) {
     sa_unlock_slow(l);
 }
 
+/* Takes the lock only if it is free; 1 if taken. */
+static inline int sa_lock_try(sa_lock *l) {
+  uint32_t expected = 0;
+  return __atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED);
+}
+
 /* For fork: the child resets locks it inherited in the locked state. */
 static inline void sa_lock_reset(sa_lock *l) {
   __atomic_store_n(&l->v, 0, __ATOMIC_RELAXED);

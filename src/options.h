@@ -12,6 +12,9 @@ typedef enum sa_option_id {
   SA_OPT_SNAPSHOT,
   SA_OPT_SNAPSHOT_INTERVAL_MS,
   SA_OPT_SNAPSHOT_BLOCKS,
+  SA_OPT_HEAPS,
+  SA_OPT_CACHE_SIZE,
+  SA_OPT_CACHE_LIMIT,
   SA_OPT_COUNT
 } sa_option_id;
 

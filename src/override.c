@@ -1,21 +1,27 @@
 /* override.c - the exported malloc family, with glibc's semantics.
  *
- * Each entry point checks its arguments, finds the process heap (starting
- * it on the first call) and forwards to heap.c.  Nothing else lives here. */
+ * Each entry point checks its arguments and forwards: small requests and
+ * frees to the thread cache (tcache.h), the rest to the heaps (heap.h).
+ * Nothing else lives here. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fmt.h"
 #include "heap.h"
 #include "process.h"
+#include "tcache.h"
 
 #define SA_API __attribute__((visibility("default")))
 
 /* C23 functions that this libc may not declare yet. */
 SA_API void free_sized(void *p, size_t size);
 SA_API void free_aligned_sized(void *p, size_t align, size_t size);
+
+void *sa_tc_aligned(size_t align, size_t n);
+void *sa_tc_calloc_large(size_t n);
 
 static inline void *enomem(void) {
   errno = ENOMEM;
@@ -26,23 +32,21 @@ static inline int pow2(size_t a) { return a && !(a & (a - 1)); }
 
 /* The heap that owns p, or a fatal error naming the call. */
 static inline sa_heap *owner(void *p, const char *call) {
-  sa_heap *h = sa_process_heap();
-  if (__builtin_expect(!h || !sa_heap_contains(h, p), 0)) sa_fatal_ptr(call, "invalid pointer", p);
-  return h;
+  if (__builtin_expect(!sa_process_ready() || !sa_in_arena(p), 0))
+    sa_fatal_ptr(call, "invalid pointer", p);
+  return sa_heap_of(p);
 }
 
 SA_API void *malloc(size_t n) {
   sa_count(SA_CALL_MALLOC);
-  sa_heap *h = sa_process_heap();
-  return h ? sa_heap_alloc(h, n) : enomem();
+  return sa_tc_malloc(n);
 }
 
 SA_API void free(void *p) {
   sa_count(SA_CALL_FREE);
   if (!p) return;
-  int saved = errno;
-  sa_heap_free(owner(p, "free"), p, "free");
-  errno = saved;
+  if (__builtin_expect(!sa_in_arena(p), 0)) owner(p, "free");
+  sa_tc_free(p);
 }
 
 SA_API void free_sized(void *p, size_t size) {
@@ -60,8 +64,9 @@ SA_API void *calloc(size_t count, size_t size) {
   sa_count(SA_CALL_CALLOC);
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return enomem();
-  sa_heap *h = sa_process_heap();
-  return h ? sa_heap_calloc(h, n) : enomem();
+  if (n > SA_TC_MAX_REQ) return sa_tc_calloc_large(n);
+  void *p = sa_tc_malloc(n);
+  return p ? memset(p, 0, n) : NULL;
 }
 
 SA_API void *realloc(void *p, size_t n) {
@@ -71,7 +76,15 @@ SA_API void *realloc(void *p, size_t n) {
     free(p);
     return NULL;
   }
-  return sa_heap_realloc(owner(p, "realloc"), p, n);
+  sa_heap *h = owner(p, "realloc");
+  if (sa_heap_resize_in_place(h, p, n)) return p;
+  if (n > PTRDIFF_MAX) return enomem();
+  size_t old = sa_heap_usable(h, p, "realloc");
+  void *q = sa_tc_malloc(n);
+  if (!q) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  sa_tc_free(p);
+  return q;
 }
 
 SA_API void *reallocarray(void *p, size_t count, size_t size) {
@@ -82,8 +95,8 @@ SA_API void *reallocarray(void *p, size_t count, size_t size) {
 
 static void *aligned(size_t align, size_t n) {
   sa_count(SA_CALL_ALIGNED);
-  sa_heap *h = sa_process_heap();
-  return h ? sa_heap_alloc_aligned(h, align, n) : enomem();
+  if (align <= SA_ALIGN) return sa_tc_malloc(n);
+  return sa_tc_aligned(align, n);
 }
 
 SA_API int posix_memalign(void **out, size_t align, size_t n) {

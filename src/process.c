@@ -1,56 +1,85 @@
-/* process.c - the process heap: lazy start-up, fork handlers, exit report,
- * and the simalloc_* API.
+/* process.c - the process's arena and heaps: lazy start-up, fork handlers,
+ * the exit report, and the simalloc_* API.
  *
- * One arena is reserved with a single mmap at start-up (SIMALLOC_ARENA_SIZE,
- * halved until the kernel agrees, so a small RLIMIT_AS still works) and
- * one heap covers it.  Pages cost nothing until the heap writes them. */
+ * One arena is reserved with a single mmap (SIMALLOC_ARENA_SIZE, halved
+ * until the kernel agrees, so a small RLIMIT_AS still works) and cut into
+ * SIMALLOC_HEAPS power-of-two slices, one heap each, all sharing one header
+ * key.  Pages cost nothing until a heap writes them. */
 #include "process.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include "fmt.h"
 #include "options.h"
 #include "os.h"
-#include "snapshot.h"
 #include "simalloc.h"
+#include "snapshot.h"
+#include "tcache.h"
 
 #define SA_API __attribute__((visibility("default")))
+#define MIN_SLICE ((size_t)64 << 20)
 
-sa_heap sa_main_heap;
+sa_arena sa_arena_g;
 int sa_state;
 int sa_counting;
 size_t sa_calls[SA_CALL_COUNT];
+static unsigned next_heap;
 
-static uintptr_t arena_base;
-static size_t arena_size;
+void sa_tc_init_process(uint64_t key);
 
 static void before_fork(void) {
-  sa_lock_acquire(&sa_main_heap.lock);
+  sa_tc_registry_lock();
+  for (int i = 0; i < sa_arena_g.nheaps; i++) sa_lock_acquire(&sa_arena_g.heaps[i].lock);
 }
 
 static void after_fork_parent(void) {
-  sa_lock_release(&sa_main_heap.lock);
+  for (int i = sa_arena_g.nheaps - 1; i >= 0; i--) sa_lock_release(&sa_arena_g.heaps[i].lock);
+  sa_tc_registry_unlock();
 }
 
 static void after_fork_child(void) {
-  sa_lock_reset(&sa_main_heap.lock);
+  for (int i = 0; i < sa_arena_g.nheaps; i++) sa_lock_reset(&sa_arena_g.heaps[i].lock);
+  sa_tc_after_fork_child();
   sa_snapshot_after_fork_child();
 }
 
-static int reserve(void) {
-  size_t size = sa_option(SA_OPT_ARENA_SIZE) & ~(size_t)4095;
-  for (; size >= 1 << 20; size = (size / 2) & ~(size_t)4095) {
-    void *mem = sa_os_reserve(size);
-    if (!mem) continue;
-    if (sa_heap_init(&sa_main_heap, mem, size, 1) != 0) return -1;
-    arena_base = (uintptr_t)mem;
-    arena_size = size;
-    return 0;
-  }
-  return -1;
+static int cpu_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
 }
 
-__attribute__((cold, noinline)) sa_heap *sa_process_start(void) {
+static int reserve(void) {
+  sa_arena *a = &sa_arena_g;
+  size_t size = sa_option(SA_OPT_ARENA_SIZE) & ~(size_t)4095;
+  void *mem;
+  while ((mem = sa_os_reserve(size)) == NULL) {
+    size = (size / 2) & ~(size_t)4095;
+    if (size < ((size_t)1 << 20)) return -1;
+  }
+  int n = (int)sa_option(SA_OPT_HEAPS);
+  if (n <= 0) n = cpu_count();
+  if (n > SA_MAX_HEAPS) n = SA_MAX_HEAPS;
+  while (n > 1 && size / (size_t)n < MIN_SLICE) n--;
+  unsigned shift = 63 - (unsigned)__builtin_clzll(size / (size_t)n);
+  a->base = (uintptr_t)mem;
+  a->size = size;
+  a->shift = shift;
+  a->nheaps = n;
+  a->span = (size_t)n << shift;
+  a->key = sa_os_random64();
+  for (int i = 0; i < n; i++) {
+    sa_heap *h = &a->heaps[i];
+    if (sa_heap_init_keyed(h, (char *)mem + ((size_t)i << shift), (size_t)1 << shift, 1, a->key))
+      return -1;
+    h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
+  }
+  return 0;
+}
+
+__attribute__((cold, noinline)) int sa_process_start(void) {
   int expected = SA_DOWN;
   if (__atomic_compare_exchange_n(&sa_state, &expected, SA_STARTING, 0, __ATOMIC_ACQ_REL,
                                   __ATOMIC_ACQUIRE)) {
@@ -58,37 +87,42 @@ __attribute__((cold, noinline)) sa_heap *sa_process_start(void) {
     sa_counting = (int)sa_option(SA_OPT_STATS);
     if (reserve() != 0) {
       __atomic_store_n(&sa_state, SA_FAILED, __ATOMIC_RELEASE);
-      return NULL;
+      return -1;
     }
-    sa_main_heap.release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
+    sa_tc_init_process(sa_arena_g.key);
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
-    /* May allocate: the heap is ready by now. */
+    /* May allocate: the heaps are ready by now. */
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-    return &sa_main_heap;
+    return 0;
   }
   int s;
   while ((s = __atomic_load_n(&sa_state, __ATOMIC_ACQUIRE)) == SA_STARTING)
     __builtin_ia32_pause();
-  return s == SA_READY ? &sa_main_heap : NULL;
+  return s == SA_READY ? 0 : -1;
 }
 
-void sa_process_arena(uintptr_t *base, size_t *size) {
-  *base = arena_base;
-  *size = arena_size;
+sa_heap *sa_process_pick_heap(void) {
+  unsigned i = __atomic_fetch_add(&next_heap, 1, __ATOMIC_RELAXED);
+  return &sa_arena_g.heaps[i % (unsigned)sa_arena_g.nheaps];
 }
 
 static void fill_stats(struct simalloc_stats *s) {
-  sa_heap *h = &sa_main_heap;
-  sa_lock_acquire(&h->lock);
-  s->arena_size = arena_size;
-  s->arena_touched = h->touched - arena_base;
-  s->used_bytes = h->st.used_bytes;
-  s->peak_used_bytes = h->st.peak_used;
-  s->free_bytes = (h->touched - h->start) - h->st.used_bytes;
-  s->largest_free = sa_heap_largest_free_locked(h);
-  s->used_blocks = h->st.used_blocks;
-  s->free_blocks = h->st.free_blocks;
-  sa_lock_release(&h->lock);
+  sa_arena *a = &sa_arena_g;
+  *s = (struct simalloc_stats){0};
+  s->arena_size = a->size;
+  for (int i = 0; i < a->nheaps; i++) {
+    sa_heap *h = &a->heaps[i];
+    sa_lock_acquire(&h->lock);
+    s->arena_touched += h->touched - h->start;
+    s->used_bytes += h->st.used_bytes;
+    s->peak_used_bytes += h->st.peak_used;
+    s->free_bytes += (h->touched - h->start) - h->st.used_bytes;
+    size_t largest = sa_heap_largest_free_locked(h);
+    if (largest > s->largest_free) s->largest_free = largest;
+    s->used_blocks += h->st.used_blocks;
+    s->free_blocks += h->st.free_blocks;
+    sa_lock_release(&h->lock);
+  }
 }
 
 static void print_stats(void) {
@@ -110,15 +144,16 @@ static void print_stats(void) {
   sa_fmt_size(&f, s.arena_touched);
   sa_fmt_str(&f, " of ");
   sa_fmt_size(&f, s.arena_size);
-  sa_fmt_str(&f, "\nsimalloc: calls: malloc ");
+  sa_fmt_str(&f, " in ");
+  sa_fmt_u64(&f, (uint64_t)sa_arena_g.nheaps);
+  sa_fmt_str(&f, sa_arena_g.nheaps == 1 ? " heap" : " heaps");
   static const char *const names[SA_CALL_COUNT] = {"malloc", "free", "calloc", "realloc",
                                                    "aligned", "usable_size"};
+  sa_fmt_str(&f, "\nsimalloc: calls:");
   for (int i = 0; i < SA_CALL_COUNT; i++) {
-    if (i) {
-      sa_fmt_str(&f, ", ");
-      sa_fmt_str(&f, names[i]);
-      sa_fmt_str(&f, " ");
-    }
+    sa_fmt_str(&f, i ? ", " : " ");
+    sa_fmt_str(&f, names[i]);
+    sa_fmt_str(&f, " ");
     sa_fmt_u64(&f, __atomic_load_n(&sa_calls[i], __ATOMIC_RELAXED));
   }
   sa_fmt_str(&f, "\n");
@@ -126,7 +161,7 @@ static void print_stats(void) {
 }
 
 __attribute__((constructor)) static void process_init(void) {
-  if (sa_process_heap()) sa_snapshot_start();
+  if (sa_process_ready()) sa_snapshot_start();
 }
 
 __attribute__((destructor)) static void process_exit(void) {
@@ -136,28 +171,31 @@ __attribute__((destructor)) static void process_exit(void) {
 }
 
 SA_API int simalloc_get_stats(struct simalloc_stats *out) {
-  if (!out || !sa_process_heap()) return -1;
+  if (!out || !sa_process_ready()) return -1;
   fill_stats(out);
   return 0;
 }
 
 SA_API int simalloc_check(void) {
-  if (!sa_process_heap()) return -1;
-  sa_heap_report r = sa_heap_check(&sa_main_heap);
-  if (r.ok) return 0;
-  char buf[256];
-  sa_fmt f = SA_FMT_INIT(buf);
-  sa_fmt_str(&f, "simalloc: heap check failed: ");
-  sa_fmt_str(&f, r.what);
-  if (r.where) {
-    sa_fmt_str(&f, " at ");
-    sa_fmt_hex(&f, r.where);
+  if (!sa_process_ready()) return -1;
+  for (int i = 0; i < sa_arena_g.nheaps; i++) {
+    sa_heap_report r = sa_heap_check(&sa_arena_g.heaps[i]);
+    if (r.ok) continue;
+    char buf[256];
+    sa_fmt f = SA_FMT_INIT(buf);
+    sa_fmt_str(&f, "simalloc: heap check failed: ");
+    sa_fmt_str(&f, r.what);
+    if (r.where) {
+      sa_fmt_str(&f, " at ");
+      sa_fmt_hex(&f, r.where);
+    }
+    sa_fmt_str(&f, "\n");
+    sa_os_write(2, f.buf, f.len);
+    return -1;
   }
-  sa_fmt_str(&f, "\n");
-  sa_os_write(2, f.buf, f.len);
-  return -1;
+  return 0;
 }
 
 SA_API const char *simalloc_version(void) {
-  return "0.1.0";
+  return SA_VERSION;
 }

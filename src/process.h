@@ -1,29 +1,56 @@
-/* process.h - the process's arena and heap.
+/* process.h - the process's arena and its heaps.
  *
- * The heap comes up lazily on the first call of any entry point (which may
- * come before our constructor runs, from another library's constructor),
- * and once only, whatever the number of threads racing into it. */
+ * One arena is reserved at start-up and cut into SIMALLOC_HEAPS equal,
+ * power-of-two slices, each a first-fit heap with its own lock.  Threads
+ * are spread over the heaps; the heap that owns a pointer is found from its
+ * address alone.  Everything comes up lazily on the first call of any
+ * entry point (which may come before our constructor runs), once,
+ * whatever the number of threads racing into it.
+ */
 #ifndef SA_PROCESS_H
 #define SA_PROCESS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "heap.h"
+
+#define SA_MAX_HEAPS 64
 
 enum { SA_DOWN = 0, SA_STARTING = 1, SA_READY = 2, SA_FAILED = 3 };
 
-extern sa_heap sa_main_heap;
+typedef struct sa_arena {
+  uintptr_t base;
+  size_t size;         /* reserved bytes */
+  size_t span;         /* bytes covered by heaps: nheaps << shift */
+  unsigned shift;      /* log2 of a heap's slice */
+  int nheaps;
+  uint64_t key;        /* the header key shared by all heaps */
+  sa_heap heaps[SA_MAX_HEAPS];
+} sa_arena;
+
+extern sa_arena sa_arena_g;
 extern int sa_state;
 
-/* Out of line: starts the heap; NULL if no arena could be reserved. */
-sa_heap *sa_process_start(void);
+/* Out of line: starts the arena; 0 on success, -1 if none could be had. */
+int sa_process_start(void);
 
-static inline sa_heap *sa_process_heap(void) {
-  if (__builtin_expect(__atomic_load_n(&sa_state, __ATOMIC_ACQUIRE) == SA_READY, 1))
-    return &sa_main_heap;
-  return sa_process_start();
+static inline int sa_process_ready(void) {
+  if (__builtin_expect(__atomic_load_n(&sa_state, __ATOMIC_ACQUIRE) == SA_READY, 1)) return 1;
+  return sa_process_start() == 0;
 }
 
-/* Arena bounds, for the snapshot. */
-void sa_process_arena(uintptr_t *base, size_t *size);
+static inline int sa_in_arena(const void *p) {
+  return (uintptr_t)p - sa_arena_g.base < sa_arena_g.span;
+}
+
+/* The heap that owns p, which is inside the arena. */
+static inline sa_heap *sa_heap_of(const void *p) {
+  return &sa_arena_g.heaps[((uintptr_t)p - sa_arena_g.base) >> sa_arena_g.shift];
+}
+
+/* A heap for a new thread, round robin. */
+sa_heap *sa_process_pick_heap(void);
 
 /* Call counts for SIMALLOC_STATS, kept only when it is on. */
 typedef enum sa_call {

@@ -47,13 +47,12 @@ static void add_history(simalloc_snap_header *seg) {
 }
 
 static void publish(simalloc_snap_header *seg) {
-  uintptr_t base;
-  size_t size;
-  sa_process_arena(&base, &size);
-  sa_heap *heaps[1] = {&sa_main_heap};
+  sa_arena *a = &sa_arena_g;
+  sa_heap *heaps[SA_MAX_HEAPS];
+  for (int i = 0; i < a->nheaps; i++) heaps[i] = &a->heaps[i];
   __atomic_store_n(&seg->seq, seg->seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
-  sa_snap_fill_process(seg, heaps, 1, base, size);
+  sa_snap_fill_process(seg, heaps, a->nheaps, a->base, a->size);
   seg->rss_bytes = sa_os_rss();
   seg->publish_time_ns = sa_os_now_ns();
   seg->publish_count++;

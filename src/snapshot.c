@@ -56,6 +56,9 @@ typedef struct fill_ctx {
   simalloc_snap_block *blocks;
   uintptr_t base;       /* arena base: offsets count from here */
   uintptr_t limit;      /* blocks at or past this are not listed */
+  uintptr_t heap_start; /* the heap being walked ... */
+  uint64_t map_start;   /* ... and where it begins in the map */
+  simalloc_snap_heap *heap;
 } fill_ctx;
 
 static int floor_log2(uint64_t v) { return 63 - __builtin_clzll(v); }
@@ -73,13 +76,15 @@ static void add_hole(simalloc_snap_header *seg, uint64_t off, uint64_t size) {
   seg->holes[i].size = size;
 }
 
-static void add_to_map(fill_ctx *c, uint64_t off, uint64_t size, int used) {
+static void add_to_map(fill_ctx *c, uint64_t off, uint64_t size, int state) {
   uint64_t cb = c->seg->map_cell_bytes, end = off + size;
   for (uint64_t i = off / cb; i < c->seg->map_cells && i * cb < end; i++) {
     uint64_t lo = i * cb > off ? i * cb : off;
     uint64_t hi = (i + 1) * cb < end ? (i + 1) * cb : end;
-    if (used) c->map[i].used += hi - lo;
-    else c->map[i].free += hi - lo;
+    simalloc_snap_cell *m = &c->map[i];
+    if (state == SIMALLOC_SNAP_USED) m->used += hi - lo;
+    else if (state == SIMALLOC_SNAP_CACHED) m->cached += hi - lo;
+    else m->free += hi - lo;
   }
 }
 
@@ -88,13 +93,23 @@ static int fill_block(const sa_block_info *b, void *arg) {
   if (b->addr >= c->limit) return 1;
   simalloc_snap_header *seg = c->seg;
   uint64_t off = b->addr - c->base, size = b->size;
+  if (b->addr + size > c->limit) size = c->limit - b->addr;  /* the heap moved on */
   simalloc_snap_hist *k = &c->hist[floor_log2(size)];
-  if (b->used) {
+  int state = b->cached ? SIMALLOC_SNAP_CACHED : b->used ? SIMALLOC_SNAP_USED : SIMALLOC_SNAP_FREE;
+  if (state == SIMALLOC_SNAP_CACHED) {
+    seg->cached_bytes += size;
+    seg->cached_blocks++;
+    c->heap->cached_bytes += size;
+    k->cached_count++;
+    k->cached_bytes += size;
+  } else if (state == SIMALLOC_SNAP_USED) {
     seg->used_bytes += size;
     seg->used_blocks++;
+    c->heap->used_bytes += size;
     k->used_count++;
     k->used_bytes += size;
   } else {
+    c->heap->free_bytes += size;
     seg->free_bytes += size;
     seg->free_blocks++;
     k->free_count++;
@@ -102,11 +117,11 @@ static int fill_block(const sa_block_info *b, void *arg) {
     if (size > seg->largest_free) seg->largest_free = size;
     add_hole(seg, off, size);
   }
-  add_to_map(c, off, size, b->used);
+  add_to_map(c, c->map_start + (b->addr - c->heap_start), size, state);
   if (seg->block_count < seg->blocks_cap) {
     simalloc_snap_block *e = &c->blocks[seg->block_count++];
     e->offset = off;
-    e->size_state = size | (b->used ? SIMALLOC_SNAP_USED : SIMALLOC_SNAP_FREE);
+    e->size_state = size | (uint64_t)state;
   }
   seg->block_total++;
   return 0;
@@ -133,21 +148,23 @@ static void fill(simalloc_snap_header *seg, sa_heap *const *heaps, int n,
   seg->flags &= ~SIMALLOC_SNAP_F_TRUNCATED;
   fill_ctx c = {seg, SECTION(seg, simalloc_snap_cell, map_offset),
                 SECTION(seg, simalloc_snap_hist, hist_offset),
-                SECTION(seg, simalloc_snap_block, blocks_offset), base, 0};
+                SECTION(seg, simalloc_snap_block, blocks_offset), base, 0, 0, 0, NULL};
   memset(c.hist, 0, seg->hist_classes * sizeof *c.hist);
 
-  /* The map spans the arena up to the furthest any heap has reached. */
+  /* The map spans the listed parts of the heaps, one after the other.  A
+   * heap may grow between this pass and the walk: the walk keeps to the
+   * extent found here. */
   uint64_t span = 0, touched = 0, peak = 0;
   if (n > SIMALLOC_SNAP_HEAPS) n = SIMALLOC_SNAP_HEAPS;
   seg->heap_count = (uint32_t)n;
   for (int i = 0; i < n; i++) {
     sa_lock_acquire(&heaps[i]->lock);
     uintptr_t end = listed_end(heaps[i], include_top);
-    if (end - base > span) span = end - base;
-    if (heaps[i]->touched - base > touched) touched = heaps[i]->touched - base;
+    simalloc_snap_heap *sh = &seg->heaps[i];
+    *sh = (simalloc_snap_heap){heaps[i]->start - base, end - base, span, 0, 0, 0};
+    span += end - heaps[i]->start;
+    touched += heaps[i]->touched - heaps[i]->start;
     peak += heaps[i]->st.peak_used;
-    seg->heaps[i].start = heaps[i]->start - base;
-    seg->heaps[i].end = end - base;
     sa_lock_release(&heaps[i]->lock);
   }
   seg->arena_touched = touched;
@@ -160,7 +177,10 @@ static void fill(simalloc_snap_header *seg, sa_heap *const *heaps, int n,
 
   for (int i = 0; i < n; i++) {
     sa_lock_acquire(&heaps[i]->lock);
-    c.limit = listed_end(heaps[i], include_top);
+    c.heap = &seg->heaps[i];
+    c.limit = base + c.heap->end;
+    c.heap_start = heaps[i]->start;
+    c.map_start = c.heap->map_start;
     sa_heap_walk_locked(heaps[i], fill_block, &c);
     sa_lock_release(&heaps[i]->lock);
   }

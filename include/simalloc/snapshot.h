@@ -58,9 +58,12 @@ enum simalloc_snap_state {
 };
 #define SIMALLOC_SNAP_STATE_MASK UINT64_C(0xf)   /* sizes are 16-byte multiples */
 
-/* One cell of the coarse map: the bytes of [i * cell_bytes, (i+1) *
- * cell_bytes) of the touched arena that are in used / free / cached blocks.
- * used + free + cached == cell_bytes except in the last cell. */
+/* One cell of the coarse map.  The map covers the listed part of every
+ * heap, one heap after the other (heap i's bytes begin where heap i-1's
+ * listed bytes end, see simalloc_snap_heap.map_start); cell i holds the
+ * bytes of [i * cell_bytes, (i+1) * cell_bytes) of that sequence that are in
+ * used / free / cached blocks.  used + free + cached == cell_bytes except in
+ * the last cell. */
 typedef struct simalloc_snap_cell {
   uint64_t used;
   uint64_t free;
@@ -80,6 +83,8 @@ typedef struct simalloc_snap_hist {
   uint64_t used_bytes;
   uint64_t free_count;
   uint64_t free_bytes;
+  uint64_t cached_count;
+  uint64_t cached_bytes;
 } simalloc_snap_hist;
 
 /* One history sample; time_s is seconds since the process started. */
@@ -96,10 +101,15 @@ typedef struct simalloc_snap_hole {
   uint64_t size;
 } simalloc_snap_hole;
 
-/* A heap inside the arena: its range as offsets from arena_base. */
+/* A heap inside the arena: its listed range as offsets from arena_base
+ * (end excludes the untouched top), and where its bytes begin in the map. */
 typedef struct simalloc_snap_heap {
   uint64_t start;
   uint64_t end;
+  uint64_t map_start;
+  uint64_t used_bytes;
+  uint64_t free_bytes;
+  uint64_t cached_bytes;
 } simalloc_snap_heap;
 
 typedef struct simalloc_snap_header {
@@ -123,15 +133,15 @@ typedef struct simalloc_snap_header {
   /* arena */
   uint64_t arena_base;         /* address in the target, informative only */
   uint64_t arena_size;
-  uint64_t arena_touched;      /* bytes from arena_base ever written */
+  uint64_t arena_touched;      /* bytes the heaps ever reached, summed */
   uint32_t heap_count;
   uint32_t reserved0;
   simalloc_snap_heap heaps[SIMALLOC_SNAP_HEAPS];
 
   /* totals, over the whole arena */
-  uint64_t used_bytes;
-  uint64_t free_bytes;         /* free bytes inside the touched part */
-  uint64_t cached_bytes;
+  uint64_t used_bytes;         /* in use by the program */
+  uint64_t free_bytes;         /* free, inside the listed part of the heaps */
+  uint64_t cached_bytes;       /* freed by the program, held in thread caches */
   uint64_t used_blocks;
   uint64_t free_blocks;
   uint64_t cached_blocks;

@@ -433,6 +433,11 @@ static int visit(const sa_block_info *b, void *ctx) {
   return 0;
 }
 
+static int count_cached(const sa_block_info *b, void *ctx) {
+  ((walk_state *)ctx)->used += b->cached;
+  return 0;
+}
+
 Test(heap, walk_visits_every_block_in_order) {
   void *p[5];
   for (int i = 0; i < 5; i++) p[i] = alloc(50 * (i + 1));
@@ -442,4 +447,51 @@ Test(heap, walk_visits_every_block_in_order) {
   cr_assert_eq(w.used, 4);
   cr_assert_eq(w.free, 2);
   cr_assert_eq(w.bytes, heap.epilogue - heap.start);
+}
+
+Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
+  char *a = alloc(64), *b = alloc(64), *c = alloc(64);
+  alloc(16);
+  /* chain a -> b, as tcache.c does for blocks of a heap it does not hold */
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  *blk_tag_ptr(b) = blk_cache_tag((uintptr_t)b, heap.key);
+  *(void **)a = b;
+  sa_lock_acquire(&heap.lock);      /* somebody holds the heap ... */
+  sa_heap_remote_push(&heap, a, b);
+  sa_lock_release(&heap.lock);
+  cr_assert_not_null(heap.remote, "... so the blocks wait");
+  cr_assert_eq(heap.st.used_blocks, 4);
+  sa_heap_lock(&heap);              /* the next holder frees them */
+  sa_heap_unlock(&heap);
+  cr_assert_null(heap.remote);
+  cr_assert_eq(heap.st.used_blocks, 2);
+  assert_sound();
+  cr_assert_eq(sa_heap_alloc(&heap, 2 * 80 - 8), a, "a and b coalesced");
+  (void)c;
+}
+
+Test(heap, remote_push_frees_at_once_when_the_lock_is_free) {
+  char *a = alloc(64);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  sa_heap_remote_push(&heap, a, a);
+  cr_assert_null(heap.remote);
+  cr_assert_eq(heap.st.used_blocks, 1);
+  assert_sound();
+}
+
+Test(heap, walk_reports_cached_blocks) {
+  char *a = alloc(64);
+  alloc(64);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  walk_state w = {0, 0, 0, 0};
+  sa_heap_walk(&heap, count_cached, &w);
+  cr_assert_eq(w.used, 1, "one block is cached");
+}
+
+Test(heap, free_of_a_cached_block_is_a_double_free, .signal = SIGABRT) {
+  char *a = alloc(64);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  sa_heap_free(&heap, a, "free");
 }

@@ -1,0 +1,232 @@
+/* tcache.c - the slow paths of the per-thread caches (see tcache.h):
+ * setting a cache up, refilling and flushing its lists, the process-wide
+ * limit, thread exit and fork. */
+#include "tcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "lock.h"
+#include "options.h"
+#include "process.h"
+
+__thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
+uint64_t sa_tc_key;
+
+#define REFILL_MAX 8
+
+static sa_lock registry_lock;
+static sa_tcache *registry;
+static pthread_key_t exit_key;
+static int exit_key_ok;
+static size_t process_cached;  /* bytes in all caches, updated on slow paths */
+
+static void on_thread_exit(void *arg);
+
+/* Called once by process start-up, before any cache exists. */
+void sa_tc_init_process(uint64_t key);
+void sa_tc_init_process(uint64_t key) {
+  sa_tc_key = key;
+  exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+static void setup(sa_tcache *tc) {
+  size_t budget = sa_option(SA_OPT_CACHE_SIZE);
+  tc->heap = sa_process_pick_heap();
+  tc->state = SA_TC_ACTIVE;
+  if (budget == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
+  size_t list_bytes = budget / 16 > 512 ? budget / 16 : 512;
+  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
+    size_t cap = list_bytes / (c * SA_ALIGN);
+    tc->cap[c] = (uint16_t)(cap < 2 ? 2 : cap > 128 ? 128 : cap);
+  }
+  sa_lock_acquire(&registry_lock);
+  tc->prev = NULL;
+  tc->next = registry;
+  if (registry) registry->prev = tc;
+  registry = tc;
+  sa_lock_release(&registry_lock);
+  pthread_setspecific(exit_key, tc);
+}
+
+static void unregister(sa_tcache *tc) {
+  sa_lock_acquire(&registry_lock);
+  if (tc->prev) tc->prev->next = tc->next;
+  else if (registry == tc) registry = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  tc->next = tc->prev = NULL;
+  sa_lock_release(&registry_lock);
+}
+
+static inline void push(sa_tcache *tc, void *p, size_t c) {
+  *(void **)p = tc->bin[c];
+  *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, sa_tc_key);
+  tc->bin[c] = p;
+  tc->count[c]++;
+  tc->bytes += c << 4;
+}
+
+/* Returns up to n blocks of list c to their heaps. */
+static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
+  struct { void *first, *last; } away[SA_MAX_HEAPS];
+  memset(away, 0, sizeof away);
+  sa_heap *own = tc->heap;
+  int locked = 0;
+  while (n-- > 0 && tc->bin[c]) {
+    void *p = tc->bin[c];
+    tc->bin[c] = *(void **)p;
+    tc->count[c]--;
+    tc->bytes -= c << 4;
+    sa_heap *h = sa_heap_of(p);
+    if (h == own) {
+      if (!locked) sa_heap_lock(own);
+      locked = 1;
+      *blk_tag_ptr(p) = 0;
+      sa_heap_free_locked(own, p, "free");
+    } else {  /* stays tagged on the other heap's remote list */
+      int i = (int)(h - sa_arena_g.heaps);
+      *(void **)p = away[i].first;
+      if (!away[i].first) away[i].last = p;
+      away[i].first = p;
+    }
+  }
+  if (locked) sa_heap_unlock(own);
+  for (int i = 0; i < sa_arena_g.nheaps; i++)
+    if (away[i].first) sa_heap_remote_push(&sa_arena_g.heaps[i], away[i].first, away[i].last);
+}
+
+void sa_tc_flush_all(sa_tcache *tc) {
+  for (size_t c = 0; c < SA_TC_CLASSES; c++)
+    if (tc->bin[c]) flush_list(tc, c, tc->count[c]);
+}
+
+/* Brings the process total up to date; flushes everything past the limit. */
+static void account(sa_tcache *tc) {
+  size_t now = tc->bytes, before = tc->reported;
+  size_t total = now >= before
+                     ? __atomic_add_fetch(&process_cached, now - before, __ATOMIC_RELAXED)
+                     : __atomic_sub_fetch(&process_cached, before - now, __ATOMIC_RELAXED);
+  tc->reported = now;
+  if (now > sa_option(SA_OPT_CACHE_SIZE) || total > sa_option(SA_OPT_CACHE_LIMIT)) {
+    sa_tc_flush_all(tc);
+    __atomic_sub_fetch(&process_cached, now - tc->bytes, __ATOMIC_RELAXED);
+    tc->reported = tc->bytes;
+  }
+}
+
+static void on_thread_exit(void *arg) {
+  sa_tcache *tc = arg;
+  sa_tc_flush_all(tc);
+  account(tc);
+  memset(tc->cap, 0, sizeof tc->cap);
+  tc->state = SA_TC_DEAD;
+  unregister(tc);
+}
+
+static void *alloc_from(sa_heap *h, size_t n, size_t align, int zero) {
+  return align ? sa_heap_alloc_aligned(h, align, n) : zero ? sa_heap_calloc(h, n)
+                                                           : sa_heap_alloc(h, n);
+}
+
+/* Any heap that can serve the request, the thread's own first.  When all
+ * are full, what this thread holds in its cache goes back first. */
+static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
+  for (int round = 0; round < 2; round++) {
+    void *p = alloc_from(own, n, align, zero);
+    for (int i = 0; !p && i < sa_arena_g.nheaps; i++)
+      if (&sa_arena_g.heaps[i] != own) p = alloc_from(&sa_arena_g.heaps[i], n, align, zero);
+    if (p || round || sa_tc.bytes == 0) return p;
+    sa_tc_flush_all(&sa_tc);
+    account(&sa_tc);
+  }
+  return NULL;
+}
+
+static sa_tcache *current(void) {
+  sa_tcache *tc = &sa_tc;
+  if (__builtin_expect(tc->state == SA_TC_NEW, 0)) setup(tc);
+  return tc;
+}
+
+void *sa_tc_malloc_slow(size_t n) {
+  if (!sa_process_ready()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  sa_tcache *tc = current();
+  size_t c = sa_tc_class(blk_size_for(n));
+  if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
+
+  size_t extra = tc->cap[c] / 4;
+  if (extra > REFILL_MAX) extra = REFILL_MAX;
+  sa_heap *h = tc->heap;
+  sa_heap_lock(h);
+  void *p = sa_heap_alloc_locked(h, c << 4);
+  for (size_t i = 0; p && i < extra; i++) {
+    void *q = sa_heap_alloc_locked(h, c << 4);
+    if (!q) break;
+    push(tc, q, c);
+  }
+  sa_heap_unlock(h);
+  account(tc);
+  return p ? p : alloc_anywhere(h, n, 0, 0);
+}
+
+void *sa_tc_aligned(size_t align, size_t n);
+void *sa_tc_aligned(size_t align, size_t n) {
+  if (!sa_process_ready()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_anywhere(current()->heap, n, align, 0);
+}
+
+void *sa_tc_calloc_large(size_t n);
+void *sa_tc_calloc_large(size_t n) {
+  if (!sa_process_ready()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_anywhere(current()->heap, n, 0, 1);
+}
+
+void sa_tc_free_slow(void *p, uint64_t hd) {
+  int saved = errno;
+  uintptr_t a = (uintptr_t)p;
+  sa_heap *h = sa_heap_of(p);
+  sa_tcache *tc = current();
+  size_t c = sa_tc_class(head_size(hd));
+  int sound = !(a & (SA_ALIGN - 1)) && head_valid(a - SA_PAYLOAD, hd, sa_tc_key) &&
+              (hd & SA_USED) && *blk_tag_ptr(p) != blk_cache_tag(a, sa_tc_key);
+  if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
+    /* The fast path found the list full (or the cache new): make room. */
+    flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
+    push(tc, p, c);
+    account(tc);
+  } else if (sound && h != tc->heap) {
+    /* A large block of another heap: leave it on that heap's remote list. */
+    *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
+    sa_heap_remote_push(h, p, p);
+  } else {
+    sa_heap_free(h, p, "free");  /* also reports what is wrong if not sound */
+  }
+  errno = saved;
+}
+
+void sa_tc_registry_lock(void) { sa_lock_acquire(&registry_lock); }
+void sa_tc_registry_unlock(void) { sa_lock_release(&registry_lock); }
+
+void sa_tc_after_fork_child(void) {
+  sa_lock_reset(&registry_lock);
+  sa_tcache *tc = registry;
+  while (tc) {
+    sa_tcache *next = tc->next;
+    if (tc != &sa_tc) {
+      sa_tc_flush_all(tc);
+      __atomic_sub_fetch(&process_cached, tc->reported, __ATOMIC_RELAXED);
+      unregister(tc);
+    }
+    tc = next;
+  }
+}

@@ -1,0 +1,97 @@
+/* tcache.h - the per-thread cache of recently freed small blocks.
+ *
+ * In front of the first-fit heaps, each thread keeps, per block size up to
+ * SA_TC_MAX_BLOCK (16-byte classes), a short LIFO list of blocks it freed.
+ * A small malloc pops one and a small free pushes one: no lock, no shared
+ * cache line, a handful of instructions.  The heaps still own the blocks
+ * (they stay "used" there, tagged as cached, see block.h), so the policy
+ * inside each heap stays address-ordered first fit and the snapshot shows
+ * the cached blocks for what they are.
+ *
+ * The slow paths (tcache.c) refill an empty list from the thread's heap with
+ * a few first-fit allocations under one lock, and flush half of a full list
+ * back: blocks of the thread's own heap are freed (and coalesced) under its
+ * lock, others go to their heap's remote list.  A cache is flushed whole
+ * when its thread exits, when the process's cached bytes pass
+ * SIMALLOC_CACHE_LIMIT, and in a forked child for the threads that did not
+ * survive the fork.
+ */
+#ifndef SA_TCACHE_H
+#define SA_TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "block.h"
+#include "heap.h"
+
+#define SA_TC_MAX_BLOCK 2048u
+#define SA_TC_CLASSES   (SA_TC_MAX_BLOCK / SA_ALIGN + 1)  /* index = size / 16 */
+#define SA_TC_MAX_REQ   (SA_TC_MAX_BLOCK - SA_OVERHEAD)
+
+typedef struct sa_tcache {
+  void *bin[SA_TC_CLASSES];       /* list heads (payload pointers) */
+  uint16_t count[SA_TC_CLASSES];
+  uint16_t cap[SA_TC_CLASSES];    /* all 0 until the cache is set up: slow path */
+  size_t bytes;                   /* bytes cached by this thread */
+  size_t reported;                /* part of bytes counted in the process total */
+  sa_heap *heap;                  /* the heap this thread allocates from */
+  struct sa_tcache *next, *prev;  /* every live cache, for fork */
+  int state;                      /* SA_TC_* */
+} sa_tcache;
+
+enum { SA_TC_NEW = 0, SA_TC_ACTIVE = 1, SA_TC_DEAD = 2 };
+
+extern __thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
+extern uint64_t sa_tc_key;  /* the arena's header key */
+
+/* Slow paths. */
+void *sa_tc_malloc_slow(size_t n);
+void sa_tc_free_slow(void *p, uint64_t head);
+/* Flushes this thread's cache, or (fork) another, dead thread's. */
+void sa_tc_flush_all(sa_tcache *tc);
+/* In a forked child: flush the caches of the threads that did not survive. */
+void sa_tc_after_fork_child(void);
+void sa_tc_registry_lock(void);
+void sa_tc_registry_unlock(void);
+
+static inline size_t sa_tc_class(size_t block_size) { return block_size >> 4; }
+
+static inline void *sa_tc_malloc(size_t n) {
+  if (__builtin_expect(n <= SA_TC_MAX_REQ, 1)) {
+    size_t c = sa_tc_class(blk_size_for(n));
+    sa_tcache *tc = &sa_tc;
+    void *p = tc->bin[c];
+    if (__builtin_expect(p != NULL, 1)) {
+      tc->bin[c] = *(void **)p;
+      tc->count[c]--;
+      tc->bytes -= c << 4;
+      *blk_tag_ptr(p) = 0;
+      return p;
+    }
+  }
+  return sa_tc_malloc_slow(n);
+}
+
+/* p is non-NULL and inside the arena. */
+static inline void sa_tc_free(void *p) {
+  uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+  uint64_t hd = *blk_head_ptr(b);
+  uint64_t tag = blk_cache_tag(a, sa_tc_key);
+  size_t size = head_size(hd), c = sa_tc_class(size);
+  sa_tcache *tc = &sa_tc;
+  if (__builtin_expect((a & (SA_ALIGN - 1)) == 0 && c < SA_TC_CLASSES &&
+                           tc->count[c] < tc->cap[c] && (hd & SA_USED) &&
+                           *blk_tag_ptr(p) != tag && head_valid(b, hd, sa_tc_key),
+                       1)) {
+    *(void **)p = tc->bin[c];
+    *blk_tag_ptr(p) = tag;
+    tc->bin[c] = p;
+    tc->count[c]++;
+    tc->bytes += size;
+    return;
+  }
+  sa_tc_free_slow(p, hd);
+}
+
+#endif
