@@ -564,6 +564,82 @@ int bar_fill(const snap_view *v, uint64_t start, uint64_t end, bar_cell *cells,
   return 0;
 }
 
+/* ---- heaps end to end ----------------------------------------------------
+ *
+ * The default bar does not draw the arena, which is mostly unused address
+ * space between heaps, but the heaps' listed bytes laid end to end, the
+ * order the coarse map uses: position x belongs to the heap with map_start
+ * <= x < map_start + (end - start). */
+
+static int hp_end_at(const simalloc_snap_heap *hp, uint64_t x) {
+  return x == hp->map_start + (hp->end - hp->start);
+}
+
+uint64_t heaps_length(const snap_view *v) {
+  uint64_t len = 0;
+  for (uint32_t i = 0; i < v->h->heap_count; i++) {
+    const simalloc_snap_heap *hp = &v->h->heaps[i];
+    uint64_t e = hp->map_start + (hp->end - hp->start);
+    len = e > len ? e : len;
+  }
+  return len;
+}
+
+uint64_t heaps_offset_of(const snap_view *v, uint64_t x) {
+  const simalloc_snap_header *h = v->h;
+  for (uint32_t i = 0; i < h->heap_count; i++) {
+    const simalloc_snap_heap *hp = &h->heaps[i];
+    if (x >= hp->map_start && x - hp->map_start < hp->end - hp->start)
+      return hp->start + (x - hp->map_start);
+  }
+  for (uint32_t i = 0; i < h->heap_count; i++)   /* the very end */
+    if (hp_end_at(&h->heaps[i], x))
+      return h->heaps[i].end;
+  return x;
+}
+
+/* The heap holding arena offset off, trying *hint first; -1 if none. */
+static int heap_of(const simalloc_snap_header *h, uint64_t off, int *hint) {
+  if (*hint >= 0 && off >= h->heaps[*hint].start && off < h->heaps[*hint].end)
+    return *hint;
+  for (uint32_t i = 0; i < h->heap_count; i++)
+    if (off >= h->heaps[i].start && off < h->heaps[i].end)
+      return *hint = (int)i;
+  return -1;
+}
+
+int bar_fill_heaps(const snap_view *v, bar_cell *cells, int n) {
+  const simalloc_snap_header *h = v->h;
+  int from_blocks = h->block_count > 0 && h->block_count == h->block_total;
+  uint64_t len = heaps_length(v), cb = h->map_cell_bytes;
+  int hint = -1;
+
+  memset(cells, 0, sizeof *cells * (size_t)n);
+  if (n <= 0 || len == 0)
+    return from_blocks;
+  if (from_blocks) {
+    for (uint64_t i = 0; i < h->block_count; i++) {
+      const simalloc_snap_block *b = &v->blocks[i];
+      uint64_t sz = snap_block_size(b);
+      int k = heap_of(h, b->offset, &hint);
+      if (sz == 0 || k < 0)
+        continue;
+      bar_cell one = {0, 0, 0};
+      cell_add(&one, snap_block_state(b), sz);
+      uint64_t amount[3] = {one.used, one.free, one.cached};
+      uint64_t x = h->heaps[k].map_start + (b->offset - h->heaps[k].start);
+      spread(cells, n, 0, len, x, x + sz, amount, sz);
+    }
+    return 1;
+  }
+  for (uint32_t k = 0; k < h->map_cells; k++) {
+    const simalloc_snap_cell *c = &v->map[k];
+    uint64_t amount[3] = {c->used, c->free, c->cached};
+    spread(cells, n, 0, len, k * cb, k * cb + cb, amount, cb);
+  }
+  return 0;
+}
+
 void bar_glyphs(const bar_cell *cells, int n, uint64_t start, uint64_t end,
                 char *out) {
   static const char glyph[4] = {'#', '.', '+', ' '};
@@ -609,6 +685,13 @@ static void place(char *line, int limit, int col, const char *text, int *used) {
 }
 
 void bar_labels(uint64_t start, uint64_t end, int cols, char *out, size_t outsz) {
+  uint64_t at[5];
+  for (int k = 0; k <= 4; k++)
+    at[k] = start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u);
+  bar_labels_at(at, cols, out, outsz);
+}
+
+void bar_labels_at(const uint64_t at[5], int cols, char *out, size_t outsz) {
   char text[5][32];
   int used = 0;
 
@@ -619,8 +702,7 @@ void bar_labels(uint64_t start, uint64_t end, int cols, char *out, size_t outsz)
   memset(out, ' ', (size_t)cols);
   out[cols] = '\0';
   for (int k = 0; k <= 4; k++)
-    fmt_size_short(text[k], sizeof text[k],
-                   start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u));
+    fmt_size_short(text[k], sizeof text[k], at[k]);
   /* start and end first; the quarters go where they fit between them */
   int end_col = cols - (int)strlen(text[4]);
   place(out, cols, 0, text[0], &used);
@@ -748,25 +830,12 @@ static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) 
   emit_u64(e, "blocks_listed", "blocks listed", listed, EF_PLAIN);
 }
 
-/* The range the bar covers: the zoom, or from the first heap's start to the
- * last heap's listed end (without a heap table, the touched part). */
-static void bar_range(const snap_view *v, const render_opts *o, uint64_t *start,
-                      uint64_t *end) {
-  const simalloc_snap_header *h = v->h;
-  *start = 0;
-  *end = h->arena_touched;
-  if (h->heap_count > 0) {
-    *start = UINT64_MAX;
-    *end = 0;
-    for (uint32_t i = 0; i < h->heap_count; i++) {
-      *start = h->heaps[i].start < *start ? h->heaps[i].start : *start;
-      *end = h->heaps[i].end > *end ? h->heaps[i].end : *end;
-    }
-  }
-  if (o->has_range) {
-    *start = o->range_start < h->arena_size ? o->range_start : h->arena_size;
-    *end = o->range_end < h->arena_size ? o->range_end : h->arena_size;
-  }
+/* The range of a zoomed bar, in arena offsets. */
+static void zoom_range(const snap_view *v, const render_opts *o, uint64_t *start,
+                       uint64_t *end) {
+  uint64_t size = v->h->arena_size;
+  *start = o->range_start < size ? o->range_start : size;
+  *end = o->range_end < size ? o->range_end : size;
   if (*end < *start)
     *end = *start;
 }
@@ -797,35 +866,46 @@ static void draw_bar(emitter *e, const char *glyphs, int ascii) {
   free(line);
 }
 
+/* The bar: over a zoomed arena range, or over the heaps end to end (or,
+ * without a heap table, the touched part of the arena). */
 static void render_bar(const snap_view *v, emitter *e, const render_opts *o) {
-  uint64_t start, end;
+  int heaps = !o->has_range && v->h->heap_count > 0;
+  uint64_t start = 0, end = v->h->arena_touched, at[5];
   int n = bar_cells_for_width(o->width, o->ascii);
 
-  bar_range(v, o, &start, &end);
+  if (o->has_range)
+    zoom_range(v, o, &start, &end);
+  else if (heaps)
+    end = heaps_length(v);
   if ((uint64_t)n > end - start)
     n = (int)(end - start);
   bar_cell *cells = calloc((size_t)(n > 0 ? n : 1), sizeof *cells);
-  char *glyphs = malloc((size_t)n + 1);
+  char *glyphs = malloc((size_t)(n > 0 ? n : 0) + 1);
   if (cells == NULL || glyphs == NULL) {
     free(cells);
     free(glyphs);
     return;
   }
-  int from_blocks = bar_fill(v, start, end, cells, n);
+  int from_blocks = heaps ? bar_fill_heaps(v, cells, n) : bar_fill(v, start, end, cells, n);
   bar_glyphs(cells, n, start, end, glyphs);
+  for (int k = 0; k <= 4; k++) {
+    at[k] = start + (uint64_t)((u128)(end - start) * (unsigned)k / 4u);
+    if (heaps)
+      at[k] = heaps_offset_of(v, at[k]);
+  }
 
   emit_object(e, "bar", "heap");
-  emit_u64(e, "start", "from", start, EF_OFFSET);
-  emit_u64(e, "end", "to", end, EF_OFFSET);
+  emit_str(e, "layout", "layout", heaps ? "heaps" : "arena", EF_PLAIN);
+  emit_u64(e, "start", "from", at[0], EF_OFFSET);
+  emit_u64(e, "end", "to", at[4], EF_OFFSET);
   emit_u64(e, "glyph_bytes", "one glyph", n > 0 ? (end - start) / (uint64_t)n : 0,
            EF_BYTES);
   emit_str(e, "source", "drawn from", from_blocks ? "blocks" : "map", EF_PLAIN);
   emit_str(e, "glyphs", NULL, glyphs, EF_DATA);
   if (n > 0) {
     char labels[1024];
-    int cols = o->ascii ? n : 2 * n;
     draw_bar(e, glyphs, o->ascii);
-    bar_labels(start, end, cols, labels, sizeof labels);
+    bar_labels_at(at, o->ascii ? n : 2 * n, labels, sizeof labels);
     emit_raw(e, labels);
   } else {
     emit_raw(e, "(nothing to draw: the range is empty)");

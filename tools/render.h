@@ -93,6 +93,14 @@ typedef struct bar_cell {
 int bar_fill(const snap_view *v, uint64_t start, uint64_t end, bar_cell *cells,
              int n);
 
+/* The heaps end to end, the default bar and the order of the coarse map:
+ * heap i's bytes [start, end) are positions [map_start, map_start + end -
+ * start).  heaps_length is the total; heaps_offset_of turns a position into
+ * an arena offset; bar_fill_heaps fills n cells over [0, heaps_length). */
+uint64_t heaps_length(const snap_view *v);
+uint64_t heaps_offset_of(const snap_view *v, uint64_t x);
+int bar_fill_heaps(const snap_view *v, bar_cell *cells, int n);
+
 /* Chooses one glyph per cell so that the count of each glyph is proportional
  * to the bytes of its state over the whole bar (error diffusion; a cell
  * only ever shows a state it contains), writing
@@ -107,6 +115,8 @@ int bar_cells_for_width(int width, int ascii);
  * quarters and end, each placed under its column without overlapping.
  * Writes at most outsz bytes including the NUL. */
 void bar_labels(uint64_t start, uint64_t end, int cols, char *out, size_t outsz);
+/* The same with the five offsets given. */
+void bar_labels_at(const uint64_t at[5], int cols, char *out, size_t outsz);
 
 /* A sparkline of n values in at most width glyphs (the newest values). */
 void sparkline(const uint64_t *vals, int n, int width, int ascii, char *out,

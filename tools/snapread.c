@@ -252,6 +252,7 @@ static int ask_fresh(simalloc_snap_header *m, int wait_ms) {
   _Atomic uint32_t *served = (_Atomic uint32_t *)&m->served;
   _Atomic uint32_t *seq = (_Atomic uint32_t *)&m->seq;
   uint64_t deadline = now_ms() + (uint64_t)wait_ms;
+  uint64_t hard_deadline = deadline + SNAP_BUSY_WAIT_MS;
   uint32_t mine = atomic_fetch_add(req, 1) + 1;
 
   futex(&m->request, FUTEX_WAKE, 1, NULL);
@@ -259,6 +260,10 @@ static int ask_fresh(simalloc_snap_header *m, int wait_ms) {
     if ((int32_t)(atomic_load(served) - mine) >= 0)
       return 1;
     uint64_t now = now_ms();
+    /* A writer in the middle of publishing (seq odd) has our request in
+     * hand: a large heap takes a while to walk, so give it longer. */
+    if (now >= deadline && atomic_load(seq) % 2 != 0 && now < hard_deadline)
+      deadline = now + 10;
     if (now >= deadline)
       return 0;
     uint64_t slice = deadline - now < 10 ? deadline - now : 10;

@@ -50,8 +50,11 @@ typedef struct snap_view {
 #define SNAP_MAX_SEGMENT  ((uint64_t)1 << 32)   /* 4 GiB */
 #define SNAP_HIST_CLASSES 64
 
-/* Bounds of the fresh-snapshot wait, in milliseconds. */
+/* Bounds of the fresh-snapshot wait, in milliseconds: the answer is awaited
+ * SNAP_FRESH_WAIT_MS, and up to SNAP_BUSY_WAIT_MS more while the writer is
+ * visibly publishing (seq odd). */
 #define SNAP_FRESH_WAIT_MS 500
+#define SNAP_BUSY_WAIT_MS 4500
 
 /* Validates len bytes at buf and makes a view over a private copy.
  * Returns SNAP_OK or an error (filled into err if it is not NULL). */

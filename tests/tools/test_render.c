@@ -176,10 +176,21 @@ Test(bar, map_lists_heaps_one_after_another) {
   cr_assert_str_eq(g, "##      ..");
   free(g);
 
+  /* by default the bar draws the heaps end to end, without the gap */
+  cr_assert_eq(heaps_length(&v), 2048);
+  cr_assert_eq(heaps_offset_of(&v, 1023), 1023);
+  cr_assert_eq(heaps_offset_of(&v, 1024), 4096);
+  cr_assert_eq(heaps_offset_of(&v, 2048), 5120);
   render_opts o = {.bar = 1, .ascii = 1, .width = 10};
   char *text = render_to_string(&v, &o, EMIT_JSON, 0);
-  cr_assert_not_null(strstr(text, "\"start\": 0,\n    \"end\": 5120"),
-                     "the bar spans the heaps by default: %s", text);
+  cr_assert_not_null(strstr(text, "\"layout\": \"heaps\",\n    \"start\": 0,\n    \"end\": 5120"),
+                     "%s", text);
+  cr_assert_not_null(strstr(text, "\"glyphs\": \"#####.....\""), "%s", text);
+  free(text);
+  o.width = 40;
+  text = render_to_string(&v, &o, EMIT_TEXT, 0);
+  cr_assert_not_null(strstr(text, "\n0       512       4K       4.5K       5K\n"),
+                     "labels are arena offsets: %s", text);
   free(text);
   snap_view_free(&v);
 
