@@ -108,7 +108,7 @@ void sa_snapshot_start(void) {
   seg->start_time_ns = sa_os_now_ns();
   pub.start_mono_s = sa_os_mono_coarse_s();
   sa_os_exe_name(seg->exe, sizeof seg->exe);
-  publish(seg);
+  /* No walk yet: the first reader's request brings the first snapshot. */
   pub.seg = seg;
   pub.size = size;
   if (sa_os_thread_start(publisher, seg) != 0) sa_snapshot_stop();
