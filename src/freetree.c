@@ -6,6 +6,7 @@
 #include "freetree.h"
 
 #include "block.h"
+#include "fmt.h"
 
 #define NODE(t, u) blk_node((t)->origin + ((uintptr_t)(u) << SA_UNIT_SHIFT))
 #define UNIT(t, b) ((uint32_t)(((b) - (t)->origin) >> SA_UNIT_SHIFT))
@@ -72,67 +73,83 @@ static uint32_t merge(const sa_freetree *t, uint32_t a, uint32_t b) {
   return b;
 }
 
-static uint32_t insert(const sa_freetree *t, uint32_t u, uint32_t x) {
-  sa_node *nx = NODE(t, x);
-  if (!u || nx->prio > NODE(t, u)->prio) {
-    split(t, u, x, &nx->left, &nx->right);
-    pull(t, x);
-    return x;
+/* A path from the root down to a slot: the links (root, or a parent's
+ * left or right) that lead there.  Treap depth is O(log n) with
+ * overwhelming probability; a deeper path means a damaged tree. */
+#define MAX_DEPTH 192
+
+typedef struct path {
+  int n;
+  uint32_t *link[MAX_DEPTH];
+} path;
+
+static inline void step(path *p, uint32_t *link) {
+  if (p->n == MAX_DEPTH) sa_fatal("free index damaged (too deep)");
+  p->link[p->n++] = link;
+}
+
+/* Recomputes subtree maxima from level up to the root, stopping as soon as
+ * one does not change: the ones above cannot change either. */
+static void fix_up(const sa_freetree *t, const path *p, int level) {
+  for (; level >= 0; level--) {
+    uint32_t u = *p->link[level];
+    sa_node *n = NODE(t, u);
+    uint32_t before = n->max;
+    pull(t, u);
+    if (n->max == before) return;
   }
-  sa_node *n = NODE(t, u);
-  if (x < u)
-    n->left = insert(t, n->left, x);
-  else
-    n->right = insert(t, n->right, x);
-  pull(t, u);
-  return u;
+}
+
+/* The path to node x (which must be in the tree); its last link holds x. */
+static void path_to(const sa_freetree *t, uint32_t x, path *p) {
+  p->n = 0;
+  uint32_t *link = (uint32_t *)&t->root;
+  for (;;) {
+    step(p, link);
+    uint32_t u = *link;
+    if (u == x) return;
+    if (!u) sa_fatal("free index damaged (block missing)");
+    link = x < u ? &NODE(t, u)->left : &NODE(t, u)->right;
+  }
 }
 
 void sa_tree_insert(sa_freetree *t, uintptr_t b) {
   uint32_t x = UNIT(t, b);
-  sa_node *n = NODE(t, x);
-  n->left = n->right = 0;
-  n->prio = next_prio(t);
-  t->root = insert(t, t->root, x);
-}
-
-static uint32_t remove_node(const sa_freetree *t, uint32_t u, uint32_t x) {
-  if (!u) return 0;  /* not found: left to the caller's checks */
-  sa_node *n = NODE(t, u);
-  if (u == x) return merge(t, n->left, n->right);
-  if (x < u)
-    n->left = remove_node(t, n->left, x);
-  else
-    n->right = remove_node(t, n->right, x);
-  pull(t, u);
-  return u;
+  sa_node *nx = NODE(t, x);
+  nx->prio = next_prio(t);
+  path p = {0};
+  uint32_t *link = &t->root;
+  while (*link && NODE(t, *link)->prio >= nx->prio) {
+    step(&p, link);
+    sa_node *n = NODE(t, *link);
+    link = x < *link ? &n->left : &n->right;
+  }
+  split(t, *link, x, &nx->left, &nx->right);
+  pull(t, x);
+  *link = x;
+  fix_up(t, &p, p.n - 1);
 }
 
 void sa_tree_remove(sa_freetree *t, uintptr_t b) {
-  t->root = remove_node(t, t->root, UNIT(t, b));
-}
-
-/* Walks to x, calls pull on the way back; if y != 0, y replaces x. */
-static uint32_t touch(const sa_freetree *t, uint32_t u, uint32_t x, uint32_t y) {
-  if (!u) return 0;
-  sa_node *n = NODE(t, u);
-  if (u == x) {
-    if (y) u = y;  /* y's node already holds x's links */
-  } else if (x < u) {
-    n->left = touch(t, n->left, x, y);
-  } else {
-    n->right = touch(t, n->right, x, y);
-  }
-  pull(t, u);
-  return u;
+  path p;
+  path_to(t, UNIT(t, b), &p);
+  uint32_t *link = p.link[p.n - 1];
+  sa_node *n = NODE(t, *link);
+  *link = merge(t, n->left, n->right);
+  fix_up(t, &p, p.n - 2);
 }
 
 void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
-  t->root = touch(t, t->root, UNIT(t, old), UNIT(t, nb));
+  path p;
+  path_to(t, UNIT(t, old), &p);
+  *p.link[p.n - 1] = UNIT(t, nb);  /* nb's node already holds old's links */
+  fix_up(t, &p, p.n - 1);
 }
 
 void sa_tree_resized(sa_freetree *t, uintptr_t b) {
-  t->root = touch(t, t->root, UNIT(t, b), 0);
+  path p;
+  path_to(t, UNIT(t, b), &p);
+  fix_up(t, &p, p.n - 1);
 }
 
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {

@@ -4,6 +4,12 @@
  * (freetree.h) in step with it.  Every function named *_locked runs with
  * the heap lock held; the public sa_heap_* entry points take it.
  *
+ * The top: the free block that ends at the epilogue, if there is one, is
+ * kept out of the tree.  It is the highest free block, so the lowest fit
+ * is in the tree whenever the tree has one, and the top is the fit of last
+ * resort: growing the heap, or giving memory back at its end, costs no
+ * tree work.
+ *
  * Pages: a free block flagged CLEAN has all whole pages after its tree node
  * reading as zero (fresh from the kernel, or given back with
  * sa_os_release).  When a coalesced free block reaches the release
@@ -72,7 +78,7 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   set_head(h, s, first, SA_PREV_USED | (release_pages ? SA_CLEAN : 0));
   set_foot(s, first);
   set_head(h, h->epilogue, 0, SA_USED);
-  sa_tree_insert(&h->tree, s);
+  h->top = s;
   h->st.free_blocks = 1;
   h->touched = s + SA_MIN_BLOCK;
   return 0;
@@ -110,6 +116,22 @@ static uint64_t checked_free(const sa_heap *h, uintptr_t b, const void *p, const
   return hd;
 }
 
+/* ---- the free index: the tree and the top -------------------------------- */
+
+static inline void index_add(sa_heap *h, uintptr_t b, size_t size) {
+  if (b + size == h->epilogue)
+    h->top = b;
+  else
+    sa_tree_insert(&h->tree, b);
+}
+
+static inline void index_del(sa_heap *h, uintptr_t b) {
+  if (b == h->top)
+    h->top = 0;
+  else
+    sa_tree_remove(&h->tree, b);
+}
+
 /* ---- the core: claim, allocate, free ------------------------------------- */
 
 /* Takes keep bytes from the front of free block f (head fh) out of the
@@ -123,12 +145,16 @@ static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
     sa_node node = *blk_node(f);  /* r's head may overlap f's node */
     set_head(h, r, rest, SA_PREV_USED | (fh & SA_CLEAN));
     set_foot(r, rest);
-    *blk_node(r) = node;
-    sa_tree_replace(&h->tree, f, r);
+    if (f == h->top) {
+      h->top = r;
+    } else {
+      *blk_node(r) = node;
+      sa_tree_replace(&h->tree, f, r);
+    }
     if (r + SA_MIN_BLOCK > h->touched) h->touched = r + SA_MIN_BLOCK;
     return keep;
   }
-  sa_tree_remove(&h->tree, f);
+  index_del(h, f);
   h->st.free_blocks--;
   set_prev_used(h, f + fsize, 1);
   if (f + fsize > h->touched) h->touched = f + fsize;
@@ -141,7 +167,8 @@ static uintptr_t find(const sa_heap *h, size_t need) {
   uintptr_t f = sa_tree_first_fit(&h->tree, need);
   if (!f) {
     if (sa_tree_largest(&h->tree) >= need) sa_fatal("free index damaged (maxima disagree)");
-    return 0;
+    f = h->top;
+    if (!f || head_size(head(f)) < need) return 0;
   }
   uint64_t fh = head(f);
   if (f < h->start || f >= h->epilogue || !head_valid(f, fh, h->key) ||
@@ -205,9 +232,9 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
     dr = (rh & SA_CLEAN) ? r + SA_MIN_BLOCK : r + rs;
     total += rs;
     if (left) {
-      sa_tree_remove(&h->tree, r);
+      index_del(h, r);
       h->st.free_blocks--;
-    } else {
+    } else if (r != h->top) {
       *blk_node(b) = *blk_node(r);  /* b takes r's place; before r is released */
     }
   }
@@ -217,12 +244,18 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
     clean = SA_CLEAN;
   set_head(h, m, total, SA_PREV_USED | clean);
   set_foot(m, total);
-  if (left)
+  int top = m + total == h->epilogue;
+  if (left && top) {         /* the left neighbour leaves the tree for the top */
+    sa_tree_remove(&h->tree, m);
+    h->top = m;
+  } else if (left) {
     sa_tree_resized(&h->tree, m);
-  else if (right)
+  } else if (right && r == h->top) {
+    h->top = b;
+  } else if (right) {
     sa_tree_replace(&h->tree, r, b);
-  else {
-    sa_tree_insert(&h->tree, b);
+  } else {
+    index_add(h, b, total);
     h->st.free_blocks++;
   }
   set_prev_used(h, m + total, 0);
@@ -315,12 +348,13 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
   if (b != f && b - f < SA_MIN_BLOCK) b += align;
   if (b != f) {  /* leave the gap in front free, start a free block at b */
     size_t gap = b - f, fsize = head_size(fh);
+    index_del(h, f);
     set_head(h, f, gap, fh & (SA_PREV_USED | SA_CLEAN));
     set_foot(f, gap);
-    sa_tree_resized(&h->tree, f);
+    index_add(h, f, gap);
     set_head(h, b, fsize - gap, fh & SA_CLEAN);
     set_foot(b, fsize - gap);
-    sa_tree_insert(&h->tree, b);
+    index_add(h, b, fsize - gap);
     h->st.free_blocks++;
     f = b;
     fh = head(b);
@@ -437,7 +471,8 @@ void sa_heap_walk(sa_heap *h, int (*fn)(const sa_block_info *, void *), void *ct
 }
 
 size_t sa_heap_largest_free_locked(const sa_heap *h) {
-  return sa_tree_largest(&h->tree);
+  size_t t = sa_tree_largest(&h->tree), top = h->top ? head_size(head(h->top)) : 0;
+  return t > top ? t : top;
 }
 
 typedef struct tree_cursor {
@@ -498,7 +533,9 @@ sa_heap_report sa_heap_check_locked(sa_heap *h) {
   long n = sa_tree_check(&h->tree, visit_node, &c, &why);
   if (n < 0) return fail(why, 0);
   if (c.why) return fail(c.why, c.where);
-  if ((size_t)n != nfree) return fail("free tree misses free blocks", 0);
+  uintptr_t last = h->epilogue - (prev_used ? 0 : *blk_foot_of_prev(h->epilogue));
+  if (h->top != (prev_used ? 0 : last)) return fail("top block wrong", h->top);
+  if ((size_t)n + (h->top != 0) != nfree) return fail("free tree misses free blocks", 0);
   if (used != h->st.used_bytes || nused != h->st.used_blocks || nfree != h->st.free_blocks)
     return fail("statistics disagree with the blocks", 0);
   sa_heap_report ok = {1, NULL, 0};

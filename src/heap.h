@@ -29,7 +29,8 @@ typedef struct sa_heap_stats {
 
 typedef struct sa_heap {
   sa_lock lock;
-  sa_freetree tree;    /* index of the free blocks */
+  sa_freetree tree;    /* index of the free blocks but the top */
+  uintptr_t top;       /* the free block that ends the heap, or 0 */
   uintptr_t start;     /* first block */
   uintptr_t epilogue;  /* the zero-sized block that ends the heap */
   uintptr_t end;       /* one past the epilogue */
