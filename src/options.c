@@ -29,7 +29,7 @@ static option table[SA_OPT_COUNT] = {
   [SA_OPT_SNAPSHOT_INTERVAL_MS] = {"SNAPSHOT_INTERVAL_MS", KIND_COUNT, 0, 3600000},
   [SA_OPT_SNAPSHOT_BLOCKS]      = {"SNAPSHOT_BLOCKS", KIND_COUNT, 1 << 20, 1 << 26},
   [SA_OPT_HEAPS]                = {"HEAPS", KIND_COUNT, 0, 64},
-  [SA_OPT_CACHE_SIZE]           = {"CACHE_SIZE", KIND_SIZE, 128 << 10, 64 << 20},
+  [SA_OPT_CACHE_SIZE]           = {"CACHE_SIZE", KIND_SIZE, 16 << 10, 1 << 20},
   [SA_OPT_CACHE_LIMIT]          = {"CACHE_LIMIT", KIND_SIZE, 32 << 20, (size_t)16 << 30},
 };
 

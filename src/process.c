@@ -147,8 +147,9 @@ static void print_stats(void) {
   sa_fmt_str(&f, " in ");
   sa_fmt_u64(&f, (uint64_t)sa_arena_g.nheaps);
   sa_fmt_str(&f, sa_arena_g.nheaps == 1 ? " heap" : " heaps");
-  static const char *const names[SA_CALL_COUNT] = {"malloc", "free", "calloc", "realloc",
-                                                   "aligned", "usable_size"};
+  static const char *const names[SA_CALL_COUNT] = {
+      "malloc", "free", "calloc", "realloc", "aligned", "usable_size",
+      "cache refills", "cache flushes", "remote frees"};
   sa_fmt_str(&f, "\nsimalloc: calls:");
   for (int i = 0; i < SA_CALL_COUNT; i++) {
     sa_fmt_str(&f, i ? ", " : " ");

@@ -55,7 +55,9 @@ sa_heap *sa_process_pick_heap(void);
 /* Call counts for SIMALLOC_STATS, kept only when it is on. */
 typedef enum sa_call {
   SA_CALL_MALLOC, SA_CALL_FREE, SA_CALL_CALLOC, SA_CALL_REALLOC,
-  SA_CALL_ALIGNED, SA_CALL_USABLE, SA_CALL_COUNT
+  SA_CALL_ALIGNED, SA_CALL_USABLE,
+  SA_CALL_REFILL, SA_CALL_FLUSH, SA_CALL_REMOTE,  /* cache slow paths */
+  SA_CALL_COUNT
 } sa_call;
 
 extern int sa_counting;

@@ -14,7 +14,7 @@
 __thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
 uint64_t sa_tc_key;
 
-#define REFILL_MAX 8
+#define REFILL_MAX 32
 
 static sa_lock registry_lock;
 static sa_tcache *registry;
@@ -32,11 +32,10 @@ void sa_tc_init_process(uint64_t key) {
 }
 
 static void setup(sa_tcache *tc) {
-  size_t budget = sa_option(SA_OPT_CACHE_SIZE);
+  size_t list_bytes = sa_option(SA_OPT_CACHE_SIZE);
   tc->heap = sa_process_pick_heap();
   tc->state = SA_TC_ACTIVE;
-  if (budget == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
-  size_t list_bytes = budget / 16 > 512 ? budget / 16 : 512;
+  if (list_bytes == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
   for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
     size_t cap = list_bytes / (c * SA_ALIGN);
     tc->cap[c] = (uint16_t)(cap < 2 ? 2 : cap > 128 ? 128 : cap);
@@ -69,6 +68,7 @@ static inline void push(sa_tcache *tc, void *p, size_t c) {
 
 /* Returns up to n blocks of list c to their heaps. */
 static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
+  sa_count(SA_CALL_FLUSH);
   struct { void *first, *last; } away[SA_MAX_HEAPS];
   memset(away, 0, sizeof away);
   sa_heap *own = tc->heap;
@@ -93,7 +93,10 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   }
   if (locked) sa_heap_unlock(own);
   for (int i = 0; i < sa_arena_g.nheaps; i++)
-    if (away[i].first) sa_heap_remote_push(&sa_arena_g.heaps[i], away[i].first, away[i].last);
+    if (away[i].first) {
+      sa_count(SA_CALL_REMOTE);
+      sa_heap_remote_push(&sa_arena_g.heaps[i], away[i].first, away[i].last);
+    }
 }
 
 void sa_tc_flush_all(sa_tcache *tc) {
@@ -108,7 +111,7 @@ static void account(sa_tcache *tc) {
                      ? __atomic_add_fetch(&process_cached, now - before, __ATOMIC_RELAXED)
                      : __atomic_sub_fetch(&process_cached, before - now, __ATOMIC_RELAXED);
   tc->reported = now;
-  if (now > sa_option(SA_OPT_CACHE_SIZE) || total > sa_option(SA_OPT_CACHE_LIMIT)) {
+  if (total > sa_option(SA_OPT_CACHE_LIMIT)) {
     sa_tc_flush_all(tc);
     __atomic_sub_fetch(&process_cached, now - tc->bytes, __ATOMIC_RELAXED);
     tc->reported = tc->bytes;
@@ -158,7 +161,8 @@ void *sa_tc_malloc_slow(size_t n) {
   size_t c = sa_tc_class(blk_size_for(n));
   if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
 
-  size_t extra = tc->cap[c] / 4;
+  sa_count(SA_CALL_REFILL);
+  size_t extra = tc->cap[c] / 2;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
   sa_heap *h = tc->heap;
   sa_heap_lock(h);
