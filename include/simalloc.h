@@ -21,7 +21,7 @@ struct simalloc_stats {
   size_t arena_touched;    /* bytes of the arena the heaps ever reached */
   size_t used_bytes;       /* bytes in used blocks, headers included */
   size_t peak_used_bytes;
-  size_t free_bytes;       /* free bytes inside the touched part */
+  size_t free_bytes;       /* free bytes below the top of each heap (holes) */
   size_t largest_free;     /* largest free block, the untouched rest included */
   size_t used_blocks;
   size_t free_blocks;

@@ -12,9 +12,15 @@
  *
  * Pages: a free block flagged CLEAN has all whole pages after its tree node
  * reading as zero (fresh from the kernel, or given back with
- * sa_os_release).  When a coalesced free block reaches the release
- * threshold, the pages of its dirty part are given back and the block is
- * flagged CLEAN; calloc skips zeroing the pages it knows are clean.
+ * sa_os_release); calloc skips zeroing them.  `dirty` counts the bytes of
+ * free blocks of at least release_threshold that are not CLEAN (for the top,
+ * only up to where the heap ever reached); each such block carries, after
+ * its tree node, the second at which it last became dirty.  Past `retain`
+ * dirty bytes, the blocks that have stayed dirty for `decay` seconds or more
+ * give their pages back and become CLEAN (checked at most once a second, at
+ * a free); past `retain` plus four times the used bytes, all of them do at once.  So a
+ * program that frees and reallocates large blocks reuses warm pages, and
+ * memory it stops using goes back to the kernel.
  */
 #include "heap.h"
 
@@ -48,6 +54,40 @@ static inline void set_prev_used(const sa_heap *h, uintptr_t b, int used) {
 static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
 static inline uintptr_t page_ceil(uintptr_t a) { return (a + 4095) & ~(uintptr_t)4095; }
 
+/* A large free block that is not CLEAN keeps a record after its tree node:
+ * since when it is dirty, and how many of its bytes may be resident. */
+typedef struct dirt {
+  uint64_t since;
+  uint64_t bytes;
+} dirt;
+
+static inline dirt *dirt_of(uintptr_t b) { return (dirt *)(b + SA_PAYLOAD + sizeof(sa_node)); }
+
+static inline int tracked(const sa_heap *h, uint64_t hd) {
+  return h->release_pages && !(hd & SA_CLEAN) && head_size(hd) >= h->release_threshold;
+}
+
+/* What free block b (head hd) counts in h->dirty. */
+static inline size_t dirty_part(const sa_heap *h, uintptr_t b, uint64_t hd) {
+  return tracked(h, hd) ? dirt_of(b)->bytes : 0;
+}
+
+/* Bytes of free block b that may be resident. */
+static inline size_t resident(const sa_heap *h, uintptr_t b, uint64_t hd) {
+  if (hd & SA_CLEAN) return 0;
+  return tracked(h, hd) ? dirt_of(b)->bytes : head_size(hd);
+}
+
+/* Starts the record of free block b, if it keeps one. */
+static inline void set_dirt(sa_heap *h, uintptr_t b, size_t bytes, uint64_t since) {
+  if (!tracked(h, head(b))) return;
+  size_t size = head_size(head(b));
+  dirt *d = dirt_of(b);
+  d->since = since;
+  d->bytes = bytes < size ? bytes : size;
+  h->dirty += d->bytes;
+}
+
 static inline void account_used(sa_heap *h, size_t size) {
   h->st.used_bytes += size;
   h->st.used_blocks++;
@@ -72,6 +112,8 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   h->epilogue = h->end - SA_PAYLOAD;
   h->release_pages = release_pages;
   h->release_threshold = 128 * 1024;
+  h->retain = 4 << 20;
+  h->decay = 5;
   sa_tree_init(&h->tree, s - SA_PAYLOAD, (uint32_t)(h->key >> 17));
 
   size_t first = h->epilogue - s;
@@ -80,7 +122,7 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   set_head(h, h->epilogue, 0, SA_USED);
   h->top = s;
   h->st.free_blocks = 1;
-  h->touched = s + SA_MIN_BLOCK;
+  h->touched = h->reached = s + SA_MIN_BLOCK;
   return 0;
 }
 
@@ -116,6 +158,11 @@ static uint64_t checked_free(const sa_heap *h, uintptr_t b, const void *p, const
   return hd;
 }
 
+static inline void reach(sa_heap *h, uintptr_t a) {
+  h->touched = a;
+  if (a > h->reached) h->reached = a;
+}
+
 /* ---- the free index: the tree and the top -------------------------------- */
 
 static inline void index_add(sa_heap *h, uintptr_t b, size_t size) {
@@ -140,6 +187,9 @@ static inline void index_del(sa_heap *h, uintptr_t b) {
  * writes the head of what it took. */
 static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
   size_t fsize = head_size(fh), rest = fsize - keep;
+  size_t res = resident(h, f, fh);
+  uint64_t since = tracked(h, fh) ? dirt_of(f)->since : 0;
+  h->dirty -= dirty_part(h, f, fh);
   if (rest >= SA_MIN_BLOCK) {
     uintptr_t r = f + keep;
     sa_node node = *blk_node(f);  /* r's head may overlap f's node */
@@ -151,13 +201,14 @@ static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
       *blk_node(r) = node;
       sa_tree_replace(&h->tree, f, r);
     }
-    if (r + SA_MIN_BLOCK > h->touched) h->touched = r + SA_MIN_BLOCK;
+    if (r + SA_MIN_BLOCK > h->touched) reach(h, r + SA_MIN_BLOCK);
+    set_dirt(h, r, res > keep ? res - keep : 0, since);
     return keep;
   }
   index_del(h, f);
   h->st.free_blocks--;
   set_prev_used(h, f + fsize, 1);
-  if (f + fsize > h->touched) h->touched = f + fsize;
+  if (f + fsize > h->touched) reach(h, f + fsize);
   return fsize;
 }
 
@@ -194,16 +245,52 @@ static uintptr_t alloc_locked(sa_heap *h, size_t need, uintptr_t zone[2]) {
   return f;
 }
 
-/* Gives back the whole pages of [dl, dr) that lie in the clean zone of the
- * free block [m, m + size).  Returns 0 if the block may be flagged CLEAN. */
-static int release(const sa_heap *h, uintptr_t m, size_t size, uintptr_t dl, uintptr_t dr) {
-  (void)h;
-  uintptr_t zlo = page_ceil(m + SA_MIN_BLOCK), zhi = page_floor(m + size);
-  uintptr_t lo = page_floor(dl), hi = page_ceil(dr);
-  if (lo < zlo) lo = zlo;
-  if (hi > zhi) hi = zhi;
-  if (lo >= hi) return 0;
-  return sa_os_release((void *)lo, hi - lo);
+/* Gives back the whole pages of free block b that lie after its tree node
+ * (and below touched), then flags it CLEAN. */
+static void purge_block(sa_heap *h, uintptr_t b) {
+  uint64_t hd = head(b);
+  size_t size = head_size(hd);
+  if (hd & SA_CLEAN) return;
+  size_t part = dirty_part(h, b, hd);
+  uintptr_t lo = page_ceil(b + SA_MIN_BLOCK), hi = page_floor(b + size);
+  uintptr_t limit = page_ceil(h->touched);
+  if (hi > limit) hi = limit;
+  if (lo < hi && sa_os_release((void *)lo, hi - lo) != 0) return;
+  set_head(h, b, size, head_flags(hd) | SA_CLEAN);
+  h->dirty -= part;
+  if (b == h->top) h->touched = b + SA_MIN_BLOCK;  /* the rest is back to untouched */
+}
+
+/* Purges the free blocks of the tree's subtree u of at least min units
+ * that have been dirty since before the second `before`. */
+static void purge_tree(sa_heap *h, uint32_t u, uint32_t min, uint64_t before) {
+  while (u) {
+    uintptr_t b = h->tree.origin + ((uintptr_t)u << SA_UNIT_SHIFT);
+    sa_node *n = blk_node(b);
+    if (n->max < min) return;
+    purge_tree(h, n->left, min, before);
+    if (tracked(h, head(b)) && dirt_of(b)->since < before) purge_block(h, b);
+    u = n->right;
+  }
+}
+
+static void purge_locked(sa_heap *h, uint64_t before) {
+  purge_tree(h, h->tree.root, (uint32_t)(h->release_threshold >> SA_UNIT_SHIFT), before);
+  if (h->top && tracked(h, head(h->top)) && dirt_of(h->top)->since < before)
+    purge_block(h, h->top);
+}
+
+/* After a free: give back what has stayed dirty too long, or too much. */
+static void maybe_purge(sa_heap *h) {
+  if (h->dirty <= h->retain) return;
+  if (h->dirty > h->retain + 4 * h->st.used_bytes) {
+    purge_locked(h, UINT64_MAX);
+    return;
+  }
+  uint64_t now = sa_os_mono_coarse_s();
+  if (now == h->purged_at) return;
+  h->purged_at = now;
+  purge_locked(h, now - h->decay);
 }
 
 /* Frees used block b and merges it with its free neighbours. */
@@ -213,14 +300,16 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
   h->st.used_bytes -= size;
   h->st.used_blocks--;
 
-  uintptr_t m = b, dl = b, dr = b + size;  /* merged block, dirty range */
+  uintptr_t m = b;  /* the merged block */
+  size_t res = size;  /* its bytes that may be resident */
   int left = !(hd & SA_PREV_USED);
   if (left) {
     size_t ls = *blk_foot_of_prev(b);
     m = b - ls;
     uint64_t lh = checked_free(h, m, p, call);
     if (head_size(lh) != ls) sa_fatal_ptr(call, "heap corruption: boundary tag damaged", p);
-    if (!(lh & SA_CLEAN)) dl = m;
+    res += resident(h, m, lh);
+    h->dirty -= dirty_part(h, m, lh);
     total += ls;
   }
   uintptr_t r = b + size;
@@ -228,21 +317,18 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
   int right = !(rh & SA_USED);
   if (right) {
     checked_free(h, r, p, call);
-    size_t rs = head_size(rh);
-    dr = (rh & SA_CLEAN) ? r + SA_MIN_BLOCK : r + rs;
-    total += rs;
+    res += resident(h, r, rh);
+    h->dirty -= dirty_part(h, r, rh);
+    total += head_size(rh);
     if (left) {
       index_del(h, r);
       h->st.free_blocks--;
     } else if (r != h->top) {
-      *blk_node(b) = *blk_node(r);  /* b takes r's place; before r is released */
+      *blk_node(b) = *blk_node(r);  /* b takes r's place */
     }
   }
 
-  uint64_t clean = 0;
-  if (h->release_pages && total >= h->release_threshold && release(h, m, total, dl, dr) == 0)
-    clean = SA_CLEAN;
-  set_head(h, m, total, SA_PREV_USED | clean);
+  set_head(h, m, total, SA_PREV_USED);
   set_foot(m, total);
   int top = m + total == h->epilogue;
   if (left && top) {         /* the left neighbour leaves the tree for the top */
@@ -259,6 +345,10 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
     h->st.free_blocks++;
   }
   set_prev_used(h, m + total, 0);
+  if (tracked(h, head(m))) {
+    set_dirt(h, m, res, sa_os_mono_coarse_s());
+    maybe_purge(h);
+  }
 }
 
 /* Resizes used block b to need bytes without moving it; 1 on success. */
@@ -349,12 +439,17 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
   if (b != f) {  /* leave the gap in front free, start a free block at b */
     size_t gap = b - f, fsize = head_size(fh);
     index_del(h, f);
+    size_t res = resident(h, f, fh);
+    uint64_t since = tracked(h, fh) ? dirt_of(f)->since : 0;
+    h->dirty -= dirty_part(h, f, fh);
     set_head(h, f, gap, fh & (SA_PREV_USED | SA_CLEAN));
     set_foot(f, gap);
     index_add(h, f, gap);
     set_head(h, b, fsize - gap, fh & SA_CLEAN);
     set_foot(b, fsize - gap);
     index_add(h, b, fsize - gap);
+    set_dirt(h, f, res < gap ? res : gap, since);
+    set_dirt(h, b, res > gap ? res - gap : 0, since);
     h->st.free_blocks++;
     f = b;
     fh = head(b);
@@ -502,7 +597,7 @@ static sa_heap_report fail(const char *what, uintptr_t where) {
 }
 
 sa_heap_report sa_heap_check_locked(sa_heap *h) {
-  size_t used = 0, nused = 0, nfree = 0;
+  size_t used = 0, nused = 0, nfree = 0, dirty = 0;
   int prev_used = 1;
   uintptr_t b = h->start;
   while (b < h->epilogue) {
@@ -517,6 +612,7 @@ sa_heap_report sa_heap_check_locked(sa_heap *h) {
     } else {
       if (!prev_used) return fail("two free blocks are adjacent", b);
       if (*blk_foot_of_prev(b + size) != size) return fail("free block footer wrong", b);
+      dirty += dirty_part(h, b, hd);
       nfree++;
     }
     prev_used = (hd & SA_USED) != 0;
@@ -538,6 +634,7 @@ sa_heap_report sa_heap_check_locked(sa_heap *h) {
   if ((size_t)n + (h->top != 0) != nfree) return fail("free tree misses free blocks", 0);
   if (used != h->st.used_bytes || nused != h->st.used_blocks || nfree != h->st.free_blocks)
     return fail("statistics disagree with the blocks", 0);
+  if (dirty != h->dirty) return fail("dirty byte count disagrees with the blocks", 0);
   sa_heap_report ok = {1, NULL, 0};
   return ok;
 }

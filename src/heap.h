@@ -34,9 +34,14 @@ typedef struct sa_heap {
   uintptr_t start;     /* first block */
   uintptr_t epilogue;  /* the zero-sized block that ends the heap */
   uintptr_t end;       /* one past the epilogue */
-  uintptr_t touched;   /* highest address the heap has written below the epilogue */
+  uintptr_t touched;   /* nothing at or above this may be resident (heap.c) */
+  uintptr_t reached;   /* the highest touched ever was */
   uint64_t key;        /* keys the header checks */
-  size_t release_threshold;  /* coalesced free blocks this big give pages back */
+  size_t release_threshold;  /* free blocks this big may give pages back ... */
+  size_t retain;       /* ... once more than this many of their bytes are dirty */
+  size_t dirty;        /* bytes in such blocks not given back (heap.c) */
+  uint64_t purged_at;  /* second of the last purge by age */
+  uint64_t decay;      /* seconds a dirty block may stay unused */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
   void *remote;        /* blocks other threads freed into this heap (below) */

@@ -75,6 +75,8 @@ static int reserve(void) {
     if (sa_heap_init_keyed(h, (char *)mem + ((size_t)i << shift), (size_t)1 << shift, 1, a->key))
       return -1;
     h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
+    h->retain = sa_option(SA_OPT_RETAIN);
+    h->decay = sa_option(SA_OPT_DECAY);
   }
   return 0;
 }
@@ -113,10 +115,10 @@ static void fill_stats(struct simalloc_stats *s) {
   for (int i = 0; i < a->nheaps; i++) {
     sa_heap *h = &a->heaps[i];
     sa_lock_acquire(&h->lock);
-    s->arena_touched += h->touched - h->start;
+    s->arena_touched += h->reached - h->start;
     s->used_bytes += h->st.used_bytes;
     s->peak_used_bytes += h->st.peak_used;
-    s->free_bytes += (h->touched - h->start) - h->st.used_bytes;
+    s->free_bytes += ((h->top ? h->top : h->epilogue) - h->start) - h->st.used_bytes;
     size_t largest = sa_heap_largest_free_locked(h);
     if (largest > s->largest_free) s->largest_free = largest;
     s->used_blocks += h->st.used_blocks;

@@ -163,7 +163,7 @@ static void fill(simalloc_snap_header *seg, sa_heap *const *heaps, int n,
     simalloc_snap_heap *sh = &seg->heaps[i];
     *sh = (simalloc_snap_heap){heaps[i]->start - base, end - base, span, 0, 0, 0};
     span += end - heaps[i]->start;
-    touched += heaps[i]->touched - heaps[i]->start;
+    touched += heaps[i]->reached - heaps[i]->start;
     peak += heaps[i]->st.peak_used;
     sa_lock_release(&heaps[i]->lock);
   }

@@ -318,6 +318,7 @@ Test(heap, release_pages_keeps_calloc_zero) {
   sa_heap h;
   cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
   h.release_threshold = 64 * 1024;
+  h.retain = 0;  /* purge at every large free */
   for (int round = 0; round < 20; round++) {
     unsigned char *p[16];
     for (int i = 0; i < 16; i++) {
@@ -330,6 +331,7 @@ Test(heap, release_pages_keeps_calloc_zero) {
     for (int i = 1 - round % 2; i < 16; i += 2) sa_heap_free(&h, p[i], "free");
     cr_assert(sa_heap_check(&h).ok);
   }
+  cr_assert_eq(h.dirty, 0);
   munmap(mem, size);
 }
 
@@ -494,4 +496,31 @@ Test(heap, free_of_a_cached_block_is_a_double_free, .signal = SIGABRT) {
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
   sa_heap_free(&heap, a, "free");
+}
+
+Test(heap, dirty_bytes_are_retained_then_purged) {
+  size_t size = 8 << 20;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
+  h.release_threshold = 64 * 1024;
+  h.retain = 1 << 20;
+  unsigned char *a = sa_heap_alloc(&h, 600 << 10), *guard = sa_heap_alloc(&h, 16);
+  unsigned char *b = sa_heap_alloc(&h, 600 << 10), *guard2 = sa_heap_alloc(&h, 16);
+  memset(a, 0x77, 600 << 10);
+  memset(b, 0x77, 600 << 10);
+  sa_heap_free(&h, a, "free");
+  cr_assert_eq(h.dirty, blk_size_for(600 << 10), "kept warm, not given back");
+  cr_assert_eq(a[300 << 10], 0x77, "the pages were not released");
+  sa_heap_free(&h, b, "free");
+  cr_assert_eq(h.dirty, 0, "past the retain limit: purged");
+  cr_assert_eq(a[300 << 10], 0, "a's pages went back to the kernel");
+  cr_assert_eq(b[300 << 10], 0);
+  unsigned char *c = sa_heap_calloc(&h, 500 << 10);
+  for (size_t k = 0; k < (500 << 10); k += 997) cr_assert_eq(c[k], 0);
+  cr_assert(sa_heap_check(&h).ok);
+  (void)guard;
+  (void)guard2;
+  munmap(mem, size);
 }
