@@ -504,20 +504,32 @@ size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
 
 /* ---- batches and the remote list ----------------------------------------- */
 
-/* Frees every block on the remote list; the lock is held. */
-static void drain_locked(sa_heap *h) {
-  void *p = __atomic_exchange_n(&h->remote, NULL, __ATOMIC_ACQUIRE);
-  while (p) {
-    void *next = *(void **)p;
+void *sa_heap_remote_take(sa_heap *h, size_t cls) {
+  if (!__atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED)) return NULL;
+  return __atomic_exchange_n(&h->remote[cls], NULL, __ATOMIC_ACQUIRE);
+}
+
+/* Frees the blocks on remote list c; the lock is held. */
+static void drain_list_locked(sa_heap *h, size_t c) {
+  long n = 0;
+  for (void *p = sa_heap_remote_take(h, c), *next; p; p = next, n++) {
+    next = *(void **)p;
     *blk_tag_ptr(p) = 0;
     free_locked(h, checked_used(h, p, "free"), p, "free");
-    p = next;
   }
+  if (n) sa_heap_remote_taken(h, n);
+}
+
+static void drain_locked(sa_heap *h) {
+  for (size_t c = 0; c < SA_REMOTE_LISTS; c++) drain_list_locked(h, c);
 }
 
 void sa_heap_lock(sa_heap *h) {
   sa_lock_acquire(&h->lock);
-  if (__atomic_load_n(&h->remote, __ATOMIC_RELAXED)) drain_locked(h);
+  if (__atomic_load_n(&h->remote_n, __ATOMIC_RELAXED) > SA_REMOTE_MAX)
+    drain_locked(h);
+  else
+    drain_list_locked(h, SA_REMOTE_LISTS - 1);
 }
 
 void sa_heap_unlock(sa_heap *h) {
@@ -533,13 +545,17 @@ void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
   free_locked(h, checked_used(h, p, call), p, call);
 }
 
-void sa_heap_remote_push(sa_heap *h, void *first, void *last) {
-  void *top = __atomic_load_n(&h->remote, __ATOMIC_RELAXED);
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *last) {
+  void *top = __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED);
   do {
     *(void **)last = top;
-  } while (!__atomic_compare_exchange_n(&h->remote, &top, first, 1, __ATOMIC_RELEASE,
+  } while (!__atomic_compare_exchange_n(&h->remote[cls], &top, first, 1, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED));
-  if (sa_lock_try(&h->lock)) {  /* nobody holds it: don't leave them waiting */
+  /* Normally a thread of h takes them back into its cache.  If they pile up
+   * (the heap's threads are gone or busy elsewhere) and nobody holds the
+   * lock, the pusher frees them itself. */
+  if (__atomic_add_fetch(&h->remote_n, n, __ATOMIC_RELAXED) > SA_REMOTE_MAX &&
+      sa_lock_try(&h->lock)) {
     drain_locked(h);
     sa_lock_release(&h->lock);
   }

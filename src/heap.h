@@ -19,6 +19,9 @@
 #include "freetree.h"
 #include "lock.h"
 
+/* Remote lists per block size class (size / 16), the last for all larger. */
+#define SA_REMOTE_LISTS 130
+
 /* Counters kept under the heap lock. */
 typedef struct sa_heap_stats {
   size_t used_bytes;   /* bytes in used blocks, headers included */
@@ -44,7 +47,8 @@ typedef struct sa_heap {
   uint64_t decay;      /* seconds a dirty block may stay unused */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
-  void *remote;        /* blocks other threads freed into this heap (below) */
+  long remote_n;       /* about how many blocks wait on the remote lists */
+  void *remote[SA_REMOTE_LISTS];  /* blocks other threads freed into this heap */
 } __attribute__((aligned(64))) sa_heap;
 
 /* Result of a consistency check; ok != 0 when the heap is sound. */
@@ -90,11 +94,24 @@ void sa_heap_unlock(sa_heap *h);
 void *sa_heap_alloc_locked(sa_heap *h, size_t block_size);  /* NULL if none */
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
 
-/* The remote list: a lock-free stack of blocks that threads freed into a
+/* The remote lists: lock-free stacks of blocks that threads freed into a
  * heap they do not hold, chained through their first payload word and
- * tagged as cached.  Pushes a chain first..last; whoever next holds the
- * lock frees them (the pusher too, if the lock happens to be free). */
-void sa_heap_remote_push(sa_heap *h, void *first, void *last);
+ * tagged as cached, one list per size class.  Pushes a chain of n blocks
+ * first..last of one class.  A thread of the heap takes a class's list
+ * into its cache (sa_heap_remote_take, then sa_heap_remote_taken with the
+ * count); whoever locks the heap frees the large blocks' list, and past
+ * SA_REMOTE_MAX waiting blocks all of them; so does the pusher then, if
+ * the lock is free. */
+#define SA_REMOTE_MAX 16384
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *last);
+void *sa_heap_remote_take(sa_heap *h, size_t cls);
+static inline void sa_heap_remote_taken(sa_heap *h, long n) {
+  __atomic_sub_fetch(&h->remote_n, n, __ATOMIC_RELAXED);
+}
+static inline size_t sa_remote_list(size_t block_size) {
+  size_t c = block_size >> 4;
+  return c < SA_REMOTE_LISTS - 1 ? c : SA_REMOTE_LISTS - 1;
+}
 
 /* Resizes the block at p in place if possible; returns 1 on success. */
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n);

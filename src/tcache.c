@@ -69,7 +69,7 @@ static inline void push(sa_tcache *tc, void *p, size_t c) {
 /* Returns up to n blocks of list c to their heaps. */
 static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   sa_count(SA_CALL_FLUSH);
-  struct { void *first, *last; } away[SA_MAX_HEAPS];
+  struct { void *first, *last; size_t n; } away[SA_MAX_HEAPS];
   memset(away, 0, sizeof away);
   sa_heap *own = tc->heap;
   int locked = 0;
@@ -89,13 +89,14 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
       *(void **)p = away[i].first;
       if (!away[i].first) away[i].last = p;
       away[i].first = p;
+      away[i].n++;
     }
   }
   if (locked) sa_heap_unlock(own);
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     if (away[i].first) {
       sa_count(SA_CALL_REMOTE);
-      sa_heap_remote_push(&sa_arena_g.heaps[i], away[i].first, away[i].last);
+      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].n, away[i].last);
     }
 }
 
@@ -132,6 +133,32 @@ static void *alloc_from(sa_heap *h, size_t n, size_t align, int zero) {
                                                            : sa_heap_alloc(h, n);
 }
 
+/* Moves the blocks of class c that other threads freed into heap h into
+ * this cache (they are tagged already); what does not fit goes back. */
+static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
+  void *p = sa_heap_remote_take(h, c);
+  long n = 0;
+  while (p && tc->count[c] < tc->cap[c]) {
+    void *next = *(void **)p;
+    *(void **)p = tc->bin[c];
+    tc->bin[c] = p;
+    tc->count[c]++;
+    tc->bytes += c << 4;
+    n++;
+    p = next;
+  }
+  sa_heap_remote_taken(h, n);
+  if (!p) return;
+  void *last = p;
+  long rest = 1;
+  while (*(void **)last) {
+    last = *(void **)last;
+    rest++;
+  }
+  sa_heap_remote_taken(h, rest);  /* counted again by the push */
+  sa_heap_remote_push(h, c, p, (size_t)rest, last);
+}
+
 /* Any heap that can serve the request, the thread's own first.  When all
  * are full, what this thread holds in its cache goes back first. */
 static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
@@ -161,10 +188,21 @@ void *sa_tc_malloc_slow(size_t n) {
   size_t c = sa_tc_class(blk_size_for(n));
   if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
 
+  sa_heap *h = tc->heap;
+  if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
+    take_remote(tc, h, c);
+    void *p = tc->bin[c];
+    if (p) {
+      tc->bin[c] = *(void **)p;
+      tc->count[c]--;
+      tc->bytes -= c << 4;
+      *blk_tag_ptr(p) = 0;
+      return p;
+    }
+  }
   sa_count(SA_CALL_REFILL);
   size_t extra = tc->cap[c] / 2;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
-  sa_heap *h = tc->heap;
   sa_heap_lock(h);
   void *p = sa_heap_alloc_locked(h, c << 4);
   for (size_t i = 0; p && i < extra; i++) {
@@ -211,7 +249,7 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   } else if (sound && h != tc->heap) {
     /* A large block of another heap: leave it on that heap's remote list. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
-    sa_heap_remote_push(h, p, p);
+    sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, 1, p);
   } else {
     sa_heap_free(h, p, "free");  /* also reports what is wrong if not sound */
   }

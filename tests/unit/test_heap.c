@@ -451,6 +451,21 @@ Test(heap, walk_visits_every_block_in_order) {
   cr_assert_eq(w.bytes, heap.epilogue - heap.start);
 }
 
+Test(heap, large_blocks_on_the_remote_list_are_freed_by_the_next_lock_holder) {
+  char *a = alloc(5000);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  sa_lock_acquire(&heap.lock);
+  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, 1, a);
+  sa_lock_release(&heap.lock);
+  cr_assert_eq(heap.st.used_blocks, 2);
+  sa_heap_lock(&heap);
+  sa_heap_unlock(&heap);
+  cr_assert_null(heap.remote[SA_REMOTE_LISTS - 1]);
+  cr_assert_eq(heap.st.used_blocks, 1);
+  assert_sound();
+}
+
 Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
   char *a = alloc(64), *b = alloc(64), *c = alloc(64);
   alloc(16);
@@ -458,26 +473,29 @@ Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
   *blk_tag_ptr(b) = blk_cache_tag((uintptr_t)b, heap.key);
   *(void **)a = b;
-  sa_lock_acquire(&heap.lock);      /* somebody holds the heap ... */
-  sa_heap_remote_push(&heap, a, b);
-  sa_lock_release(&heap.lock);
-  cr_assert_not_null(heap.remote, "... so the blocks wait");
-  cr_assert_eq(heap.st.used_blocks, 4);
-  sa_heap_lock(&heap);              /* the next holder frees them */
+  size_t cls = sa_remote_list(80);
+  sa_heap_remote_push(&heap, cls, a, 2, b);
+  cr_assert_eq(heap.remote[cls], a, "the blocks wait for a thread of the heap");
+  cr_assert_eq(heap.remote_n, 2);
+  sa_heap_lock(&heap);
   sa_heap_unlock(&heap);
-  cr_assert_null(heap.remote);
+  cr_assert_eq(heap.remote[cls], a, "small blocks are left for a thread cache to take");
+  heap.remote_n = SA_REMOTE_MAX + 1;  /* as if many were waiting */
+  sa_heap_lock(&heap);              /* then the next holder frees them */
+  sa_heap_unlock(&heap);
+  cr_assert_null(heap.remote[cls]);
   cr_assert_eq(heap.st.used_blocks, 2);
   assert_sound();
   cr_assert_eq(sa_heap_alloc(&heap, 2 * 80 - 8), a, "a and b coalesced");
   (void)c;
 }
 
-Test(heap, remote_push_frees_at_once_when_the_lock_is_free) {
+Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
   char *a = alloc(64);
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
-  sa_heap_remote_push(&heap, a, a);
-  cr_assert_null(heap.remote);
+  sa_heap_remote_push(&heap, 3, a, SA_REMOTE_MAX + 1, a);  /* as if many were waiting */
+  cr_assert_null(heap.remote[3]);
   cr_assert_eq(heap.st.used_blocks, 1);
   assert_sound();
 }
