@@ -88,6 +88,10 @@ void sa_os_write(int fd, const char *buf, size_t n) {
   errno = saved;
 }
 
+int sa_os_dup_stderr(void) {
+  return fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
 _Noreturn void sa_os_die(const char *msg, size_t n) {
   sa_os_write(2, msg, n);
   abort();

@@ -25,6 +25,10 @@ void sa_os_futex_wake(uint32_t *word, int count, int shared);
 
 /* Writes all of buf to fd, retrying short writes; errors are ignored. */
 void sa_os_write(int fd, const char *buf, size_t n);
+/* A private copy of stderr (close-on-exec), for a report at exit that
+ * should survive the program closing its stderr; -1 if none. */
+int sa_os_dup_stderr(void);
+
 /* Writes the message to stderr and aborts. */
 _Noreturn void sa_os_die(const char *msg, size_t n);
 

@@ -25,6 +25,7 @@ int sa_state;
 int sa_counting;
 size_t sa_calls[SA_CALL_COUNT];
 static unsigned next_heap;
+static int stats_fd = 2;  /* where SIMALLOC_STATS reports */
 
 void sa_tc_init_process(uint64_t key);
 
@@ -87,6 +88,10 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
                                   __ATOMIC_ACQUIRE)) {
     sa_options_load();
     sa_counting = (int)sa_option(SA_OPT_STATS);
+    if (sa_counting) {
+      int fd = sa_os_dup_stderr();  /* some programs close stderr before exit */
+      if (fd >= 0) stats_fd = fd;
+    }
     if (reserve() != 0) {
       __atomic_store_n(&sa_state, SA_FAILED, __ATOMIC_RELEASE);
       return -1;
@@ -160,7 +165,7 @@ static void print_stats(void) {
     sa_fmt_u64(&f, __atomic_load_n(&sa_calls[i], __ATOMIC_RELAXED));
   }
   sa_fmt_str(&f, "\n");
-  sa_os_write(2, f.buf, f.len);
+  sa_os_write(stats_fd, f.buf, f.len);
 }
 
 __attribute__((constructor)) static void process_init(void) {
