@@ -110,3 +110,7 @@ void sa_options_load(void) {
 size_t sa_option(sa_option_id id) {
   return table[id].value;
 }
+
+const char *sa_option_name(sa_option_id id) {
+  return table[id].name;
+}

@@ -24,6 +24,8 @@ typedef enum sa_option_id {
  * A malformed value is reported on stderr (quoting it) and ignored. */
 void sa_options_load(void);
 size_t sa_option(sa_option_id id);
+/* The name of an option without its SIMALLOC_ prefix, e.g. "ARENA_SIZE". */
+const char *sa_option_name(sa_option_id id);
 
 /* Parses "123", "64K", "4M", "2G" (binary units); 0 on success. */
 int sa_parse_size(const char *s, size_t *out);

@@ -1,5 +1,8 @@
 /* Unit tests of option parsing. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "options.h"
 
@@ -42,4 +45,31 @@ Test(options, environment_overrides_defaults) {
   cr_assert_eq(sa_option(SA_OPT_STATS), 1);
   cr_assert_eq(sa_option(SA_OPT_ARENA_SIZE), 256 << 20);
   cr_assert_eq(sa_option(SA_OPT_SNAPSHOT), 1);
+}
+
+/* The README's options table mirrors the table in options.c, both ways. */
+Test(options, readme_lists_exactly_the_options) {
+  const char *root = getenv("SIMALLOC_SOURCE_ROOT");
+  cr_assert_not_null(root, "SIMALLOC_SOURCE_ROOT is not set");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/README.md", root);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f, "cannot open %s", path);
+  char line[1024];
+  int seen[SA_OPT_COUNT] = {0}, rows = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "| `SIMALLOC_", 12) != 0) continue;
+    rows++;
+    char *end = strchr(line + 12, '`');
+    cr_assert_not_null(end);
+    *end = 0;
+    int found = 0;
+    for (int i = 0; i < SA_OPT_COUNT; i++)
+      if (!strcmp(line + 12, sa_option_name(i))) seen[i] = found = 1;
+    cr_assert(found, "README documents SIMALLOC_%s, which the library does not have", line + 12);
+  }
+  fclose(f);
+  for (int i = 0; i < SA_OPT_COUNT; i++)
+    cr_assert(seen[i], "SIMALLOC_%s is missing from the README's table", sa_option_name(i));
+  cr_assert_eq(rows, SA_OPT_COUNT, "an option is listed twice");
 }
