@@ -23,7 +23,9 @@
  *   31..3   check: a keyed hash of the block's address, size and flags,
  *           so a header that was overwritten or never written is noticed
  *    2      CLEAN: (free blocks) the whole pages of the block after its
- *           tree node read as zero
+ *           tree node read as zero;
+ *           TRACKED: (used blocks) the block is recorded in the site
+ *           table (sites.h)
  *    1      PREV_USED: the block before this one is in use
  *    0      USED
  *
@@ -55,6 +57,7 @@
 #define SA_USED      UINT64_C(1)
 #define SA_PREV_USED UINT64_C(2)
 #define SA_CLEAN     UINT64_C(4)
+#define SA_TRACKED   UINT64_C(4)  /* the same bit, in used blocks */
 #define SA_FLAGS     UINT64_C(7)
 #define SA_CHECK     UINT64_C(0xfffffff8)
 
@@ -103,6 +106,16 @@ static inline uint64_t blk_cache_tag(uintptr_t payload, uint64_t key) {
   return (payload ^ key) * UINT64_C(0xd6e8feb86659fd93) | 1;
 }
 static inline uint64_t *blk_tag_ptr(void *payload) { return (uint64_t *)payload + 1; }
+
+/* Sets or clears one flag of a live block's head atomically: its owner may
+ * set TRACKED while the heap, under its lock, rewrites PREV_USED. */
+static inline void blk_set_flag(uintptr_t b, uint64_t flag, int on, uint64_t key) {
+  uint64_t *hp = blk_head_ptr(b), old = __atomic_load_n(hp, __ATOMIC_RELAXED), nw;
+  do {
+    uint64_t sf = ((old & ~SA_CHECK) & ~flag) | (on ? flag : 0);
+    nw = sf | head_check(b, sf, key);
+  } while (!__atomic_compare_exchange_n(hp, &old, nw, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
 
 /* Bytes of block for a request of n payload bytes (n <= PTRDIFF_MAX). */
 static inline size_t blk_size_for(size_t n) {

@@ -45,10 +45,9 @@ static inline void set_foot(uintptr_t b, size_t size) {
   *blk_foot_of_prev(b + size) = size;
 }
 
+/* b may be a used block whose owner sets TRACKED at the same time. */
 static inline void set_prev_used(const sa_heap *h, uintptr_t b, int used) {
-  uint64_t hd = head(b);
-  uint64_t flags = (hd & (SA_USED | SA_CLEAN)) | (used ? SA_PREV_USED : 0);
-  set_head(h, b, head_size(hd), flags);
+  blk_set_flag(b, SA_PREV_USED, used, h->key);
 }
 
 static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
@@ -355,7 +354,7 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
 static int resize_locked(sa_heap *h, uintptr_t b, size_t need, const void *p) {
   uint64_t hd = head(b);
   size_t size = head_size(hd);
-  uint64_t keep_flags = hd & (SA_USED | SA_PREV_USED);
+  uint64_t keep_flags = hd & (SA_USED | SA_PREV_USED | SA_TRACKED);
   if (need <= size) {
     if (size - need < SA_MIN_BLOCK) return 1;
     uintptr_t t = b + need;  /* the tail becomes a used block, then is freed */
@@ -569,7 +568,7 @@ void sa_heap_walk_locked(sa_heap *h, int (*fn)(const sa_block_info *, void *), v
     int used = (hd & SA_USED) != 0;
     uintptr_t p = b + SA_PAYLOAD;
     int cached = used && *blk_tag_ptr((void *)p) == blk_cache_tag(p, h->key);
-    sa_block_info info = {b, head_size(hd), used, cached};
+    sa_block_info info = {b, head_size(hd), used, cached, used && (hd & SA_TRACKED)};
     if (info.size == 0 || fn(&info, ctx)) return;
     b += info.size;
   }

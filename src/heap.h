@@ -66,6 +66,7 @@ typedef struct sa_block_info {
   size_t size;         /* whole block size, 16-byte multiple */
   int used;
   int cached;
+  int tracked;         /* used, and recorded in the site table */
 } sa_block_info;
 
 /* Creates a heap over [mem, mem + size).  mem must be 16-byte aligned and

@@ -12,7 +12,10 @@
 
 extern char **environ;
 
-typedef enum { KIND_SIZE, KIND_BOOL, KIND_COUNT } kind;
+typedef enum { KIND_SIZE, KIND_BOOL, KIND_COUNT, KIND_SITES } kind;
+
+/* The words of SIMALLOC_SITES, by value (sites.h: SA_SITES_*). */
+static const char *const sites_modes[] = {"off", "sample", "all"};
 
 typedef struct option {
   const char *name;   /* without the SIMALLOC_ prefix */
@@ -33,6 +36,11 @@ static option table[SA_OPT_COUNT] = {
   [SA_OPT_HEAPS]                = {"HEAPS", KIND_COUNT, 0, 64},
   [SA_OPT_CACHE_SIZE]           = {"CACHE_SIZE", KIND_SIZE, 16 << 10, 1 << 20},
   [SA_OPT_CACHE_LIMIT]          = {"CACHE_LIMIT", KIND_SIZE, 32 << 20, (size_t)16 << 30},
+  [SA_OPT_SITES]                = {"SITES", KIND_SITES, 1, 2},
+  [SA_OPT_SITE_RATE]            = {"SITE_RATE", KIND_SIZE, 512 << 10, (size_t)1 << 40},
+  [SA_OPT_SITE_DEPTH]           = {"SITE_DEPTH", KIND_COUNT, 16, 32},
+  [SA_OPT_SITE_MAX]             = {"SITE_MAX", KIND_COUNT, 4096, 1 << 20},
+  [SA_OPT_LEAKS]                = {"LEAKS", KIND_BOOL, 0, 1},
 };
 
 static int loaded;
@@ -70,6 +78,14 @@ static int parse(const option *o, const char *s, size_t *out) {
       *out = 0;
       return 0;
     }
+    return -1;
+  }
+  if (o->kind == KIND_SITES) {
+    for (size_t i = 0; i < sizeof sites_modes / sizeof *sites_modes; i++)
+      if (!strcmp(s, sites_modes[i])) {
+        *out = i;
+        return 0;
+      }
     return -1;
   }
   if (sa_parse_size(s, out) != 0) return -1;

@@ -17,6 +17,11 @@ typedef enum sa_option_id {
   SA_OPT_HEAPS,
   SA_OPT_CACHE_SIZE,
   SA_OPT_CACHE_LIMIT,
+  SA_OPT_SITES,        /* SA_SITES_OFF, _SAMPLE or _ALL (sites.h) */
+  SA_OPT_SITE_RATE,
+  SA_OPT_SITE_DEPTH,
+  SA_OPT_SITE_MAX,
+  SA_OPT_LEAKS,
   SA_OPT_COUNT
 } sa_option_id;
 

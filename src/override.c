@@ -77,7 +77,12 @@ SA_API void *realloc(void *p, size_t n) {
     return NULL;
   }
   sa_heap *h = owner(p, "realloc");
-  if (sa_heap_resize_in_place(h, p, n)) return p;
+  uint64_t hd = *blk_head_ptr((uintptr_t)p - SA_PAYLOAD);
+  if (sa_heap_resize_in_place(h, p, n)) {
+    if (hd & SA_TRACKED)
+      sa_site_resized(p, head_size(hd), head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
+    return p;
+  }
   if (n > PTRDIFF_MAX) return enomem();
   size_t old = sa_heap_usable(h, p, "realloc");
   void *q = sa_tc_malloc(n);

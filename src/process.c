@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os.h"
 #include "simalloc.h"
+#include "sites.h"
 #include "snapshot.h"
 #include "tcache.h"
 
@@ -98,6 +99,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
     }
     sa_tc_init_process(sa_arena_g.key);
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
+    sa_sites_init();
     /* May allocate: the heaps are ready by now. */
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     return 0;
@@ -175,6 +177,7 @@ __attribute__((constructor)) static void process_init(void) {
 __attribute__((destructor)) static void process_exit(void) {
   if (__atomic_load_n(&sa_state, __ATOMIC_ACQUIRE) != SA_READY) return;
   sa_snapshot_stop();
+  sa_sites_report_leaks();
   if (sa_counting) print_stats();
 }
 

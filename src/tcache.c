@@ -35,6 +35,7 @@ static void setup(sa_tcache *tc) {
   size_t list_bytes = sa_option(SA_OPT_CACHE_SIZE);
   tc->heap = sa_process_pick_heap();
   tc->state = SA_TC_ACTIVE;
+  tc->sample_left = sa_sites_first_countdown();
   if (list_bytes == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
   for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
     size_t cap = list_bytes / (c * SA_ALIGN);
@@ -173,6 +174,12 @@ static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
   return NULL;
 }
 
+/* sa_tc_counted for a block of any size, or NULL. */
+static void *counted(sa_tcache *tc, void *p) {
+  if (!p) return NULL;
+  return sa_tc_counted(tc, p, head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
+}
+
 static sa_tcache *current(void) {
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect(tc->state == SA_TC_NEW, 0)) setup(tc);
@@ -186,7 +193,7 @@ void *sa_tc_malloc_slow(size_t n) {
   }
   sa_tcache *tc = current();
   size_t c = sa_tc_class(blk_size_for(n));
-  if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
+  if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return counted(tc, alloc_anywhere(tc->heap, n, 0, 0));
 
   sa_heap *h = tc->heap;
   if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
@@ -197,7 +204,7 @@ void *sa_tc_malloc_slow(size_t n) {
       tc->count[c]--;
       tc->bytes -= c << 4;
       *blk_tag_ptr(p) = 0;
-      return p;
+      return sa_tc_counted(tc, p, c << 4);
     }
   }
   sa_count(SA_CALL_REFILL);
@@ -212,7 +219,7 @@ void *sa_tc_malloc_slow(size_t n) {
   }
   sa_heap_unlock(h);
   account(tc);
-  return p ? p : alloc_anywhere(h, n, 0, 0);
+  return counted(tc, p ? p : alloc_anywhere(h, n, 0, 0));
 }
 
 void *sa_tc_aligned(size_t align, size_t n);
@@ -221,7 +228,8 @@ void *sa_tc_aligned(size_t align, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_anywhere(current()->heap, n, align, 0);
+  sa_tcache *tc = current();
+  return counted(tc, alloc_anywhere(tc->heap, n, align, 0));
 }
 
 void *sa_tc_calloc_large(size_t n);
@@ -230,7 +238,8 @@ void *sa_tc_calloc_large(size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_anywhere(current()->heap, n, 0, 1);
+  sa_tcache *tc = current();
+  return counted(tc, alloc_anywhere(tc->heap, n, 0, 1));
 }
 
 void sa_tc_free_slow(void *p, uint64_t hd) {
@@ -241,6 +250,10 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   size_t c = sa_tc_class(head_size(hd));
   int sound = !(a & (SA_ALIGN - 1)) && head_valid(a - SA_PAYLOAD, hd, sa_tc_key) &&
               (hd & SA_USED) && *blk_tag_ptr(p) != blk_cache_tag(a, sa_tc_key);
+  if (sound && (hd & SA_TRACKED)) {
+    sa_site_released(p, head_size(hd));  /* clears TRACKED */
+    hd = *blk_head_ptr(a - SA_PAYLOAD);
+  }
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
     /* The fast path found the list full (or the cache new): make room. */
     flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);

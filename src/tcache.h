@@ -24,6 +24,7 @@
 
 #include "block.h"
 #include "heap.h"
+#include "sites.h"
 
 #define SA_TC_MAX_BLOCK 2048u
 #define SA_TC_CLASSES   (SA_TC_MAX_BLOCK / SA_ALIGN + 1)  /* index = size / 16 */
@@ -33,6 +34,7 @@ typedef struct sa_tcache {
   void *bin[SA_TC_CLASSES];       /* list heads (payload pointers) */
   uint16_t count[SA_TC_CLASSES];
   uint16_t cap[SA_TC_CLASSES];    /* all 0 until the cache is set up: slow path */
+  int64_t sample_left;            /* bytes to allocate before the next site sample */
   size_t bytes;                   /* bytes cached by this thread */
   size_t reported;                /* part of bytes counted in the process total */
   sa_heap *heap;                  /* the heap this thread allocates from */
@@ -57,6 +59,18 @@ void sa_tc_registry_unlock(void);
 
 static inline size_t sa_tc_class(size_t block_size) { return block_size >> 4; }
 
+/* Counts an allocation of block_size bytes towards the next site sample. */
+static inline void *sa_tc_counted(sa_tcache *tc, void *p, size_t block_size) {
+  if (__builtin_expect((tc->sample_left -= (int64_t)block_size) < 0, 0))
+    return sa_site_sampled(p, block_size);
+  return p;
+}
+
+/* Sets or clears TRACKED on the block of payload p. */
+static inline void sa_blk_set_tracked(void *p, int on) {
+  blk_set_flag((uintptr_t)p - SA_PAYLOAD, SA_TRACKED, on, sa_tc_key);
+}
+
 static inline void *sa_tc_malloc(size_t n) {
   if (__builtin_expect(n <= SA_TC_MAX_REQ, 1)) {
     size_t c = sa_tc_class(blk_size_for(n));
@@ -67,7 +81,7 @@ static inline void *sa_tc_malloc(size_t n) {
       tc->count[c]--;
       tc->bytes -= c << 4;
       *blk_tag_ptr(p) = 0;
-      return p;
+      return sa_tc_counted(tc, p, c << 4);
     }
   }
   return sa_tc_malloc_slow(n);
@@ -81,7 +95,7 @@ static inline void sa_tc_free(void *p) {
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect((a & (SA_ALIGN - 1)) == 0 && c < SA_TC_CLASSES &&
-                           tc->count[c] < tc->cap[c] && (hd & SA_USED) &&
+                           tc->count[c] < tc->cap[c] && (hd & (SA_USED | SA_TRACKED)) == SA_USED &&
                            *blk_tag_ptr(p) != tag && head_valid(b, hd, sa_tc_key),
                        1)) {
     *(void **)p = tc->bin[c];
