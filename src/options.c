@@ -12,16 +12,18 @@
 
 extern char **environ;
 
-typedef enum { KIND_SIZE, KIND_BOOL, KIND_COUNT, KIND_SITES } kind;
+typedef enum { KIND_SIZE, KIND_BOOL, KIND_COUNT, KIND_WORD } kind;
 
-/* The words of SIMALLOC_SITES, by value (sites.h: SA_SITES_*). */
-static const char *const sites_modes[] = {"off", "sample", "all"};
+/* The words of KIND_WORD options; a word's value is its index. */
+static const char *const sites_modes[] = {"off", "sample", "all", NULL};  /* sites.h */
+static const char *const error_modes[] = {"abort", "warn", NULL};
 
 typedef struct option {
   const char *name;   /* without the SIMALLOC_ prefix */
   kind kind;
   size_t value;       /* the default until the environment says otherwise */
   size_t max;
+  const char *const *words;
 } option;
 
 static option table[SA_OPT_COUNT] = {
@@ -36,10 +38,12 @@ static option table[SA_OPT_COUNT] = {
   [SA_OPT_HEAPS]                = {"HEAPS", KIND_COUNT, 0, 64},
   [SA_OPT_CACHE_SIZE]           = {"CACHE_SIZE", KIND_SIZE, 16 << 10, 1 << 20},
   [SA_OPT_CACHE_LIMIT]          = {"CACHE_LIMIT", KIND_SIZE, 32 << 20, (size_t)16 << 30},
-  [SA_OPT_SITES]                = {"SITES", KIND_SITES, 1, 2},
+  [SA_OPT_SITES]                = {"SITES", KIND_WORD, 1, 2, sites_modes},
   [SA_OPT_SITE_RATE]            = {"SITE_RATE", KIND_SIZE, 512 << 10, (size_t)1 << 40},
   [SA_OPT_SITE_DEPTH]           = {"SITE_DEPTH", KIND_COUNT, 16, 32},
   [SA_OPT_SITE_MAX]             = {"SITE_MAX", KIND_COUNT, 4096, 1 << 20},
+  [SA_OPT_ON_ERROR]             = {"ON_ERROR", KIND_WORD, 0, 1, error_modes},
+  [SA_OPT_CHECK]                = {"CHECK", KIND_COUNT, 0, (size_t)1 << 40},
   [SA_OPT_LEAKS]                = {"LEAKS", KIND_BOOL, 0, 1},
 };
 
@@ -80,9 +84,9 @@ static int parse(const option *o, const char *s, size_t *out) {
     }
     return -1;
   }
-  if (o->kind == KIND_SITES) {
-    for (size_t i = 0; i < sizeof sites_modes / sizeof *sites_modes; i++)
-      if (!strcmp(s, sites_modes[i])) {
+  if (o->kind == KIND_WORD) {
+    for (size_t i = 0; o->words[i]; i++)
+      if (!strcmp(s, o->words[i])) {
         *out = i;
         return 0;
       }

@@ -21,6 +21,8 @@ typedef enum sa_option_id {
   SA_OPT_SITE_RATE,
   SA_OPT_SITE_DEPTH,
   SA_OPT_SITE_MAX,
+  SA_OPT_ON_ERROR,
+  SA_OPT_CHECK,
   SA_OPT_LEAKS,
   SA_OPT_COUNT
 } sa_option_id;

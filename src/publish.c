@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os.h"
 #include "process.h"
+#include "sites.h"
 #include "snapshot.h"
 
 #define SECTION(seg, type, field) ((type *)((char *)(seg) + (seg)->field))
@@ -53,6 +54,7 @@ static void publish(simalloc_snap_header *seg) {
   __atomic_store_n(&seg->seq, seg->seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   sa_snap_fill_process(seg, heaps, a->nheaps, a->base, a->size);
+  sa_sites_snap(seg);
   seg->rss_bytes = sa_os_rss();
   seg->publish_time_ns = sa_os_now_ns();
   seg->publish_count++;
@@ -93,7 +95,8 @@ static void make_name(char *buf, size_t cap) {
 
 void sa_snapshot_start(void) {
   if (!sa_option(SA_OPT_SNAPSHOT) || pub.seg) return;
-  sa_snap_caps caps = {4096, 300, sa_option(SA_OPT_SNAPSHOT_BLOCKS)};
+  sa_snap_caps caps = {4096, 300, sa_option(SA_OPT_SNAPSHOT_BLOCKS), sa_sites_capacity(),
+                       sa_sites_capacity() ? 256 : 0};
   make_name(pub.name, sizeof pub.name);
   size_t size = sa_snap_size(&caps);
   simalloc_snap_header *seg = sa_os_shm_create(pub.name, size);

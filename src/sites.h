@@ -48,7 +48,34 @@ void sa_site_resized(void *p, size_t old_size, size_t new_size);
 /* The site id of a TRACKED block, for the snapshot (0: unknown). */
 uint32_t sa_site_of(const void *p);
 
-/* At exit with SIMALLOC_LEAKS=1: reports the sites still holding memory. */
+/* At exit with SIMALLOC_LEAKS=1: reports the sites still holding memory.
+ * Does nothing otherwise. */
 void sa_sites_report_leaks(void);
+
+/* For the snapshot (publish.c): fills the site and module sections of seg
+ * (laid out with room for sa_sites_capacity() sites) and the header's
+ * sites_mode, site_depth and sites_rate.  Takes the site table lock. */
+void sa_sites_snap(simalloc_snap_header *seg);
+/* Site table entries (0 when sites are off). */
+uint32_t sa_sites_capacity(void);
+/* This process's executable mappings of files, from /proc/self/maps read
+ * without allocating; returns how many were written (at most cap). */
+uint32_t sa_sites_modules(simalloc_snap_module *out, uint32_t cap);
+/* The bytes a recorded block of this size stands for in the current mode
+ * (sites.c explains the estimator). */
+uint64_t sa_sites_weight(size_t block_size);
+
+/* ---- for the unit tests only: the tables without the unwinder ---------- */
+
+/* Starts afresh with these settings (the old tables are abandoned). */
+int sa_sites_test_setup(int mode, uint64_t rate, int depth, uint32_t max);
+/* Records p (a used block of block_size bytes) as allocated by the stack
+ * frames[0..n), as sa_site_sampled would: returns its site id, or 0 if the
+ * block table is full and p stays untracked. */
+uint32_t sa_sites_test_record(void *p, size_t block_size, const uintptr_t *frames, int n);
+/* A copy of site id; -1 if there is no such site. */
+int sa_sites_test_site(uint32_t id, simalloc_snap_site *out);
+/* Entries in use in the site table, none and other included. */
+uint32_t sa_sites_test_count(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "sites.h"
 
 #define HIST_CLASSES 64
 #define SECTION_ALIGN 64
@@ -22,7 +23,9 @@ size_t sa_snap_size(const sa_snap_caps *caps) {
          round_up(caps->map_cells * sizeof(simalloc_snap_cell)) +
          round_up(HIST_CLASSES * sizeof(simalloc_snap_hist)) +
          round_up(caps->history * sizeof(simalloc_snap_sample)) +
-         round_up(caps->blocks * sizeof(simalloc_snap_block));
+         round_up(caps->blocks * sizeof(simalloc_snap_block)) +
+         round_up(caps->sites * sizeof(simalloc_snap_site)) +
+         round_up(caps->modules * sizeof(simalloc_snap_module));
 }
 
 void sa_snap_layout(simalloc_snap_header *seg, const sa_snap_caps *caps) {
@@ -43,6 +46,12 @@ void sa_snap_layout(simalloc_snap_header *seg, const sa_snap_caps *caps) {
   off += round_up(caps->history * sizeof(simalloc_snap_sample));
   seg->blocks_offset = off;
   seg->blocks_cap = caps->blocks;
+  off += round_up(caps->blocks * sizeof(simalloc_snap_block));
+  seg->sites_offset = off;
+  seg->sites_cap = caps->sites;
+  off += round_up(caps->sites * sizeof(simalloc_snap_site));
+  seg->modules_offset = off;
+  seg->modules_cap = caps->modules;
 }
 
 #define SECTION(seg, type, field) ((type *)((char *)(seg) + (seg)->field))
@@ -122,6 +131,8 @@ static int fill_block(const sa_block_info *b, void *arg) {
     simalloc_snap_block *e = &c->blocks[seg->block_count++];
     e->offset = off;
     e->size_state = size | (uint64_t)state;
+    e->site = b->tracked ? sa_site_of(blk_payload(b->addr)) : SIMALLOC_SITE_NONE;
+    e->reserved = 0;
   }
   seg->block_total++;
   return 0;

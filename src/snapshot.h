@@ -19,6 +19,8 @@ typedef struct sa_snap_caps {
   uint32_t map_cells;
   uint32_t history;
   uint64_t blocks;
+  uint32_t sites;      /* allocation sites (0: no section) */
+  uint32_t modules;    /* executable mappings */
 } sa_snap_caps;
 
 /* Bytes needed for a segment with these capacities. */

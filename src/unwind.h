@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 
+/* Frames sa_unwind takes at most. */
+#define SA_UNWIND_MAX 48
+
 /* Sets up the unwinder (per-thread caching).  Once, at start-up. */
 void sa_unwind_init(void);
 

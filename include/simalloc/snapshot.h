@@ -24,6 +24,10 @@
  *   | simalloc_snap_sample[history_cap]    ring of samples, ~1 per second
  *   +--------------------------+ blocks_offset
  *   | simalloc_snap_block[blocks_cap]      block list (first block_count)
+ *   +--------------------------+ sites_offset
+ *   | simalloc_snap_site[sites_cap]        allocation sites (first site_count)
+ *   +--------------------------+ modules_offset
+ *   | simalloc_snap_module[modules_cap]    executable mappings (first module_count)
  *   +--------------------------+ segment_size
  *
  * Consistency: `seq` is a sequence counter.  The writer makes it odd before
@@ -43,12 +47,28 @@
 #include <stdint.h>
 
 #define SIMALLOC_SNAP_MAGIC   UINT64_C(0x3150414e53414d53) /* "SMASNAP1" */
-#define SIMALLOC_SNAP_VERSION 1u
+#define SIMALLOC_SNAP_VERSION 2u
 #define SIMALLOC_SNAP_NAME_FMT "/simalloc-%u-%d"            /* uid, pid */
 
 #define SIMALLOC_SNAP_EXE_LEN    256  /* NUL-terminated, truncated */
 #define SIMALLOC_SNAP_HOLES      16   /* largest free holes kept */
 #define SIMALLOC_SNAP_HEAPS      64   /* heaps described in the header */
+#define SIMALLOC_SITE_DEPTH      32   /* frames a site keeps, at most */
+#define SIMALLOC_SNAP_PATH_LEN   256  /* module paths, NUL-terminated, truncated */
+
+/* Site ids: 0 is "not known" (an untracked block), 1 is the `other` site
+ * that stacks fold into once the site table is full; real sites count up
+ * from SIMALLOC_SITE_FIRST.  A site's id is its index in the site table. */
+#define SIMALLOC_SITE_NONE  0u
+#define SIMALLOC_SITE_OTHER 1u
+#define SIMALLOC_SITE_FIRST 2u
+
+/* Values of simalloc_snap_header.sites_mode (SIMALLOC_SITES). */
+enum simalloc_snap_sites_mode {
+  SIMALLOC_SITES_OFF = 0,
+  SIMALLOC_SITES_SAMPLE = 1,  /* figures are estimates, see sites_rate */
+  SIMALLOC_SITES_ALL = 2,
+};
 
 /* Block states, in the low bits of simalloc_snap_block.size_state. */
 enum simalloc_snap_state {
@@ -70,12 +90,41 @@ typedef struct simalloc_snap_cell {
   uint64_t cached;
 } simalloc_snap_cell;
 
-/* A block: offset of its header from arena_base, and its size with the
- * state in the low four bits. */
+/* A block: offset of its header from arena_base, its size with the state
+ * in the low four bits, and the site that allocated it (used blocks that
+ * were tracked; SIMALLOC_SITE_NONE otherwise). */
 typedef struct simalloc_snap_block {
   uint64_t offset;
   uint64_t size_state;
+  uint32_t site;
+  uint32_t reserved;
 } simalloc_snap_block;
+
+/* An allocation site: one distinct call stack, innermost frame first, as
+ * raw return addresses in the target (frames[0 .. frame_count)).  The
+ * allocator's own frames are left out.  In sample mode every figure is an
+ * estimate (each recorded allocation stands for the bytes between samples);
+ * with all, they are exact. */
+typedef struct simalloc_snap_site {
+  uint32_t id;
+  uint32_t frame_count;
+  uint64_t live_bytes;        /* in blocks not yet freed */
+  uint64_t live_blocks;
+  uint64_t total_bytes;       /* allocated here since start-up */
+  uint64_t total_calls;
+  uint64_t peak_live_bytes;
+  uint64_t frames[SIMALLOC_SITE_DEPTH];
+} simalloc_snap_site;
+
+/* An executable mapping of the target: [start, end) maps the file at
+ * `path` from file offset `offset`.  With these a reader symbolizes the
+ * site frames even after the target is gone. */
+typedef struct simalloc_snap_module {
+  uint64_t start;
+  uint64_t end;
+  uint64_t offset;
+  char path[SIMALLOC_SNAP_PATH_LEN];
+} simalloc_snap_module;
 
 /* Size class k holds blocks of size in [2^k, 2^(k+1)). */
 typedef struct simalloc_snap_hist {
@@ -179,6 +228,20 @@ typedef struct simalloc_snap_header {
   uint64_t blocks_cap;
   uint64_t block_count;        /* entries present */
   uint64_t block_total;        /* blocks in the heap; > block_count if cut */
+
+  /* allocation sites: entry i has id i; entries 0 (none) and 1 (other) are
+   * always present once site_count > 0 */
+  uint64_t sites_offset;
+  uint32_t sites_cap;
+  uint32_t site_count;         /* entries present */
+  uint32_t sites_mode;         /* simalloc_snap_sites_mode */
+  uint32_t site_depth;         /* frames taken per stack (SIMALLOC_SITE_DEPTH) */
+  uint64_t sites_rate;         /* sample mode: mean bytes between samples */
+
+  /* executable mappings */
+  uint64_t modules_offset;
+  uint32_t modules_cap;
+  uint32_t module_count;
 } simalloc_snap_header;
 
 #define SIMALLOC_SNAP_F_TRUNCATED 1u   /* the block list was cut at blocks_cap */
