@@ -42,9 +42,11 @@ void sa_fmt_size(sa_fmt *f, uint64_t bytes) {
   sa_fmt_str(f, unit[u]);
 }
 
-_Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p) {
-  char buf[200];
-  sa_fmt f = SA_FMT_INIT(buf);
+int sa_warn_only;
+
+static size_t bad_ptr_message(char *buf, size_t cap, const char *call, const char *what,
+                              const void *p) {
+  sa_fmt f = {buf, 0, cap};
   sa_fmt_str(&f, "simalloc: ");
   sa_fmt_str(&f, call);
   sa_fmt_str(&f, "(): ");
@@ -52,7 +54,19 @@ _Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p) {
   sa_fmt_str(&f, " ");
   sa_fmt_hex(&f, (uintptr_t)p);
   sa_fmt_str(&f, "\n");
-  sa_os_die(f.buf, f.len);
+  return f.len;
+}
+
+void sa_bad_ptr(const char *call, const char *what, const void *p) {
+  char buf[200];
+  size_t n = bad_ptr_message(buf, sizeof buf, call, what, p);
+  if (!sa_warn_only) sa_os_die(buf, n);
+  sa_os_write(2, buf, n);
+}
+
+_Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p) {
+  char buf[200];
+  sa_os_die(buf, bad_ptr_message(buf, sizeof buf, call, what, p));
 }
 
 _Noreturn void sa_fatal(const char *msg) {

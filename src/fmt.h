@@ -27,6 +27,15 @@ void sa_fmt_u64(sa_fmt *f, uint64_t v);
 void sa_fmt_hex(sa_fmt *f, uint64_t v);  /* 0x-prefixed */
 void sa_fmt_size(sa_fmt *f, uint64_t bytes);  /* 1536 -> "1.5 KiB" */
 
+/* SIMALLOC_ON_ERROR=warn: bad pointers are reported and the call is left
+ * without effect, instead of aborting. */
+extern int sa_warn_only;
+
+/* Reports a bad pointer handed to CALL, "simalloc: CALL(): WHAT ADDR\n" on
+ * stderr, and aborts unless sa_warn_only: then the caller must return
+ * leaving everything as it was. */
+void sa_bad_ptr(const char *call, const char *what, const void *p);
+
 /* "simalloc: CALL(): WHAT ADDR\n" on stderr, then abort. */
 _Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p);
 /* "simalloc: MSG\n" on stderr, then abort. */

@@ -132,28 +132,42 @@ int sa_heap_contains(const sa_heap *h, const void *p) {
 
 /* ---- validation --------------------------------------------------------- */
 
-/* The block of a pointer handed to free/realloc, or a fatal error. */
-static uintptr_t checked_used(const sa_heap *h, const void *p, const char *call) {
-  uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+/* What is wrong with a pointer handed to free or realloc, or NULL. */
+static const char *why_not_used(const sa_heap *h, uintptr_t a) {
+  uintptr_t b = a - SA_PAYLOAD;
   if ((a & (SA_ALIGN - 1)) || a < h->start + SA_PAYLOAD || a >= h->epilogue)
-    sa_fatal_ptr(call, "invalid pointer", p);
+    return "invalid pointer";
   uint64_t hd = head(b);
-  if (!head_valid(b, hd, h->key)) sa_fatal_ptr(call, "invalid pointer", p);
+  if (!head_valid(b, hd, h->key)) return "invalid pointer";
   if (!(hd & SA_USED) || *blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key))
-    sa_fatal_ptr(call, "double free", p);
+    return "double free";
   size_t size = head_size(hd);
-  if (size < SA_MIN_BLOCK || size > h->epilogue - b) sa_fatal_ptr(call, "invalid pointer", p);
+  if (size < SA_MIN_BLOCK || size > h->epilogue - b) return "invalid pointer";
   uint64_t next = head(b + size);
   if (!head_valid(b + size, next, h->key) || !(next & SA_PREV_USED))
-    sa_fatal_ptr(call, "heap overflow: the header after this block is damaged", p);
-  return b;
+    return "heap overflow: the header after this block is damaged";
+  return NULL;
 }
 
-/* A free neighbour about to be merged: its header must be sound. */
-static uint64_t checked_free(const sa_heap *h, uintptr_t b, const void *p, const char *call) {
+/* The block of a pointer handed to free/realloc; 0 (reported) if it is
+ * not the start of a live block. */
+static uintptr_t checked_used(const sa_heap *h, const void *p, const char *call) {
+  const char *why = why_not_used(h, (uintptr_t)p);
+  if (!why) return (uintptr_t)p - SA_PAYLOAD;
+  sa_bad_ptr(call, why, p);
+  return 0;
+}
+
+/* A free neighbour about to be merged: its head, or 0 (reported) if it is
+ * damaged. */
+static uint64_t checked_free(const sa_heap *h, uintptr_t b, size_t size, const void *p,
+                             const char *call) {
   uint64_t hd = head(b);
-  if (b < h->start || b >= h->epilogue || !head_valid(b, hd, h->key) || (hd & SA_USED))
-    sa_fatal_ptr(call, "heap corruption: a free neighbour's header is damaged", p);
+  if (b < h->start || b >= h->epilogue || !head_valid(b, hd, h->key) || (hd & SA_USED) ||
+      (size && head_size(hd) != size)) {
+    sa_bad_ptr(call, "heap corruption: the free block next to this one is damaged", p);
+    return 0;
+  }
   return hd;
 }
 
@@ -292,30 +306,31 @@ static void maybe_purge(sa_heap *h) {
   purge_locked(h, now - h->decay);
 }
 
-/* Frees used block b and merges it with its free neighbours. */
+/* Frees used block b and merges it with its free neighbours.  If a
+ * neighbour is damaged, reports it and (warn mode) leaves b as it was. */
 static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call) {
   uint64_t hd = head(b);
   size_t size = head_size(hd), total = size;
-  h->st.used_bytes -= size;
-  h->st.used_blocks--;
-
-  uintptr_t m = b;  /* the merged block */
-  size_t res = size;  /* its bytes that may be resident */
   int left = !(hd & SA_PREV_USED);
+  uintptr_t r = b + size, m = b;  /* right neighbour, merged block */
+  uint64_t rh = head(r), lh = 0;
+  int right = !(rh & SA_USED);
   if (left) {
     size_t ls = *blk_foot_of_prev(b);
     m = b - ls;
-    uint64_t lh = checked_free(h, m, p, call);
-    if (head_size(lh) != ls) sa_fatal_ptr(call, "heap corruption: boundary tag damaged", p);
+    if (ls > b - h->start || !(lh = checked_free(h, m, ls, p, call))) return;
+  }
+  if (right && !checked_free(h, r, 0, p, call)) return;
+
+  h->st.used_bytes -= size;
+  h->st.used_blocks--;
+  size_t res = size;  /* bytes of the merged block that may be resident */
+  if (left) {
     res += resident(h, m, lh);
     h->dirty -= dirty_part(h, m, lh);
-    total += ls;
+    total += head_size(lh);
   }
-  uintptr_t r = b + size;
-  uint64_t rh = head(r);
-  int right = !(rh & SA_USED);
   if (right) {
-    checked_free(h, r, p, call);
     res += resident(h, r, rh);
     h->dirty -= dirty_part(h, r, rh);
     total += head_size(rh);
@@ -367,7 +382,7 @@ static int resize_locked(sa_heap *h, uintptr_t b, size_t need, const void *p) {
   uintptr_t r = b + size;
   uint64_t rh = head(r);
   if ((rh & SA_USED) || size + head_size(rh) < need) return 0;
-  checked_free(h, r, p, "realloc");
+  if (!checked_free(h, r, 0, p, "realloc")) return 0;
   size_t got = claim(h, r, need - size, rh);
   set_head(h, b, size + got, keep_flags);
   h->st.used_bytes += got;
@@ -463,15 +478,14 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
 void sa_heap_free(sa_heap *h, void *p, const char *call) {
   sa_lock_acquire(&h->lock);
   uintptr_t b = checked_used(h, p, call);
-  free_locked(h, b, p, call);
+  if (b) free_locked(h, b, p, call);
   sa_lock_release(&h->lock);
 }
 
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n) {
-  if (too_big(n)) return 0;
   sa_lock_acquire(&h->lock);
   uintptr_t b = checked_used(h, p, "realloc");
-  int ok = resize_locked(h, b, blk_size_for(n), p);
+  int ok = !b ? -1 : too_big(n) ? 0 : resize_locked(h, b, blk_size_for(n), p);
   sa_lock_release(&h->lock);
   return ok;
 }
@@ -480,6 +494,11 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n) {
   if (too_big(n)) return NULL;
   sa_lock_acquire(&h->lock);
   uintptr_t b = checked_used(h, p, "realloc");
+  if (!b) {
+    sa_lock_release(&h->lock);
+    errno = EINVAL;
+    return NULL;
+  }
   size_t old = head_size(head(b)) - SA_OVERHEAD;
   int ok = resize_locked(h, b, blk_size_for(n), p);
   sa_lock_release(&h->lock);
@@ -493,12 +512,17 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n) {
 
 size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
   uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+  const char *why = NULL;
+  uint64_t hd = 0;
   if ((a & (SA_ALIGN - 1)) || a < h->start + SA_PAYLOAD || a >= h->epilogue)
-    sa_fatal_ptr(call, "invalid pointer", p);
-  uint64_t hd = head(b);
-  if (!head_valid(b, hd, h->key) || !(hd & SA_USED)) sa_fatal_ptr(call, "invalid pointer", p);
-  if (*blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key)) sa_fatal_ptr(call, "freed pointer", p);
-  return head_size(hd) - SA_OVERHEAD;
+    why = "invalid pointer";
+  else if (hd = head(b), !head_valid(b, hd, h->key) || !(hd & SA_USED))
+    why = "invalid pointer";
+  else if (*blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key))
+    why = "freed pointer";
+  if (!why) return head_size(hd) - SA_OVERHEAD;
+  sa_bad_ptr(call, why, p);
+  return 0;
 }
 
 /* ---- batches and the remote list ----------------------------------------- */
@@ -514,7 +538,8 @@ static void drain_list_locked(sa_heap *h, size_t c) {
   for (void *p = sa_heap_remote_take(h, c), *next; p; p = next, n++) {
     next = *(void **)p;
     *blk_tag_ptr(p) = 0;
-    free_locked(h, checked_used(h, p, "free"), p, "free");
+    uintptr_t b = checked_used(h, p, "free");
+    if (b) free_locked(h, b, p, "free");
   }
   if (n) sa_heap_remote_taken(h, n);
 }
@@ -541,7 +566,8 @@ void *sa_heap_alloc_locked(sa_heap *h, size_t block_size) {
 }
 
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
-  free_locked(h, checked_used(h, p, call), p, call);
+  uintptr_t b = checked_used(h, p, call);
+  if (b) free_locked(h, b, p, call);
 }
 
 void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *last) {

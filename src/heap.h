@@ -114,7 +114,8 @@ static inline size_t sa_remote_list(size_t block_size) {
   return c < SA_REMOTE_LISTS - 1 ? c : SA_REMOTE_LISTS - 1;
 }
 
-/* Resizes the block at p in place if possible; returns 1 on success. */
+/* Resizes the block at p in place if possible: 1 if done, 0 if not
+ * possible, -1 if p is not a live block (reported, see sa_bad_ptr). */
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n);
 
 /* Walks every block in address order under the lock; stops early when fn

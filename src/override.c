@@ -30,22 +30,31 @@ static inline void *enomem(void) {
 
 static inline int pow2(size_t a) { return a && !(a & (a - 1)); }
 
-/* The heap that owns p, or a fatal error naming the call. */
+/* The heap that owns p, or NULL (reported) if p is not ours. */
 static inline sa_heap *owner(void *p, const char *call) {
-  if (__builtin_expect(!sa_process_ready() || !sa_in_arena(p), 0))
-    sa_fatal_ptr(call, "invalid pointer", p);
+  if (__builtin_expect(!sa_process_ready() || !sa_in_arena(p), 0)) {
+    sa_bad_ptr(call, "invalid pointer", p);
+    return NULL;
+  }
   return sa_heap_of(p);
 }
 
 SA_API void *malloc(size_t n) {
   sa_count(SA_CALL_MALLOC);
+  sa_check_tick();
   return sa_tc_malloc(n);
 }
 
 SA_API void free(void *p) {
   sa_count(SA_CALL_FREE);
+  sa_check_tick();
   if (!p) return;
-  if (__builtin_expect(!sa_in_arena(p), 0)) owner(p, "free");
+  if (__builtin_expect(!sa_in_arena(p), 0)) {
+    int saved = errno;
+    owner(p, "free");  /* reports it */
+    errno = saved;
+    return;
+  }
   sa_tc_free(p);
 }
 
@@ -62,6 +71,7 @@ SA_API void free_aligned_sized(void *p, size_t align, size_t size) {
 
 SA_API void *calloc(size_t count, size_t size) {
   sa_count(SA_CALL_CALLOC);
+  sa_check_tick();
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return enomem();
   if (n > SA_TC_MAX_REQ) return sa_tc_calloc_large(n);
@@ -71,14 +81,24 @@ SA_API void *calloc(size_t count, size_t size) {
 
 SA_API void *realloc(void *p, size_t n) {
   sa_count(SA_CALL_REALLOC);
+  sa_check_tick();
   if (!p) return malloc(n);
   if (n == 0) {
     free(p);
     return NULL;
   }
   sa_heap *h = owner(p, "realloc");
+  if (!h) {
+    errno = EINVAL;
+    return NULL;
+  }
   uint64_t hd = *blk_head_ptr((uintptr_t)p - SA_PAYLOAD);
-  if (sa_heap_resize_in_place(h, p, n)) {
+  int done = sa_heap_resize_in_place(h, p, n);
+  if (done < 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (done) {
     if (hd & SA_TRACKED)
       sa_site_resized(p, head_size(hd), head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
     return p;
@@ -100,6 +120,7 @@ SA_API void *reallocarray(void *p, size_t count, size_t size) {
 
 static void *aligned(size_t align, size_t n) {
   sa_count(SA_CALL_ALIGNED);
+  sa_check_tick();
   if (align <= SA_ALIGN) return sa_tc_malloc(n);
   return sa_tc_aligned(align, n);
 }
@@ -140,5 +161,6 @@ SA_API void *pvalloc(size_t n) {
 SA_API size_t malloc_usable_size(void *p) {
   sa_count(SA_CALL_USABLE);
   if (!p) return 0;
-  return sa_heap_usable(owner(p, "malloc_usable_size"), p, "malloc_usable_size");
+  sa_heap *h = owner(p, "malloc_usable_size");
+  return h ? sa_heap_usable(h, p, "malloc_usable_size") : 0;
 }

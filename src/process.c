@@ -8,6 +8,7 @@
 #include "process.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <sched.h>
 
 #include "fmt.h"
@@ -25,6 +26,8 @@ sa_arena sa_arena_g;
 int sa_state;
 int sa_counting;
 size_t sa_calls[SA_CALL_COUNT];
+size_t sa_check_every;
+static size_t check_calls;
 static unsigned next_heap;
 static int stats_fd = 2;  /* where SIMALLOC_STATS reports */
 
@@ -89,6 +92,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
                                   __ATOMIC_ACQUIRE)) {
     sa_options_load();
     sa_counting = (int)sa_option(SA_OPT_STATS);
+    sa_warn_only = sa_option(SA_OPT_ON_ERROR) == 1;
     if (sa_counting) {
       int fd = sa_os_dup_stderr();  /* some programs close stderr before exit */
       if (fd >= 0) stats_fd = fd;
@@ -99,6 +103,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
     }
     sa_tc_init_process(sa_arena_g.key);
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
+    sa_check_every = sa_option(SA_OPT_CHECK);
     sa_sites_init();
     /* May allocate: the heaps are ready by now. */
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -187,8 +192,8 @@ SA_API int simalloc_get_stats(struct simalloc_stats *out) {
   return 0;
 }
 
-SA_API int simalloc_check(void) {
-  if (!sa_process_ready()) return -1;
+/* Verifies every heap; on the first failure writes one line and returns -1. */
+static int check_all(void) {
   for (int i = 0; i < sa_arena_g.nheaps; i++) {
     sa_heap_report r = sa_heap_check(&sa_arena_g.heaps[i]);
     if (r.ok) continue;
@@ -205,6 +210,16 @@ SA_API int simalloc_check(void) {
     return -1;
   }
   return 0;
+}
+
+void sa_check_slow(void) {
+  if (__atomic_add_fetch(&check_calls, 1, __ATOMIC_RELAXED) % sa_check_every) return;
+  if (sa_state == SA_READY && check_all() != 0) abort();  /* a damaged heap cannot go on */
+}
+
+SA_API int simalloc_check(void) {
+  if (!sa_process_ready()) return -1;
+  return check_all();
 }
 
 SA_API const char *simalloc_version(void) {

@@ -67,4 +67,11 @@ static inline void sa_count(sa_call c) {
   if (__builtin_expect(sa_counting, 0)) __atomic_fetch_add(&sa_calls[c], 1, __ATOMIC_RELAXED);
 }
 
+/* SIMALLOC_CHECK=N: every N calls, every heap is verified. */
+extern size_t sa_check_every;
+void sa_check_slow(void);
+static inline void sa_check_tick(void) {
+  if (__builtin_expect(sa_check_every != 0, 0)) sa_check_slow();
+}
+
 #endif

@@ -249,7 +249,8 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   sa_tcache *tc = current();
   size_t c = sa_tc_class(head_size(hd));
   int sound = !(a & (SA_ALIGN - 1)) && head_valid(a - SA_PAYLOAD, hd, sa_tc_key) &&
-              (hd & SA_USED) && *blk_tag_ptr(p) != blk_cache_tag(a, sa_tc_key);
+              (hd & SA_USED) && *blk_tag_ptr(p) != blk_cache_tag(a, sa_tc_key) &&
+              head_size(hd) >= SA_MIN_BLOCK && next_sound(a - SA_PAYLOAD + head_size(hd));
   if (sound && (hd & SA_TRACKED)) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
     hd = *blk_head_ptr(a - SA_PAYLOAD);

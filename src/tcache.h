@@ -87,6 +87,13 @@ static inline void *sa_tc_malloc(size_t n) {
   return sa_tc_malloc_slow(n);
 }
 
+/* The head after a used block must be intact: a write past the block's
+ * end is caught here, at its free. */
+static inline int next_sound(uintptr_t n) {
+  uint64_t nh = *blk_head_ptr(n);
+  return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
+}
+
 /* p is non-NULL and inside the arena. */
 static inline void sa_tc_free(void *p) {
   uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
@@ -96,7 +103,8 @@ static inline void sa_tc_free(void *p) {
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect((a & (SA_ALIGN - 1)) == 0 && c < SA_TC_CLASSES &&
                            tc->count[c] < tc->cap[c] && (hd & (SA_USED | SA_TRACKED)) == SA_USED &&
-                           *blk_tag_ptr(p) != tag && head_valid(b, hd, sa_tc_key),
+                           *blk_tag_ptr(p) != tag && head_valid(b, hd, sa_tc_key) &&
+                           next_sound(b + size),
                        1)) {
     *(void **)p = tc->bin[c];
     *blk_tag_ptr(p) = tag;

@@ -1,8 +1,11 @@
-/* test_misuse.c - pointers the allocator never handed out.
+/* test_misuse.c - pointers the allocator never handed out, and damage.
  *
  * free and realloc of a stack address, an interior pointer, a pointer
- * into foreign mmap'd memory, and a double free: the child must die by
- * SIGABRT after one message that names the call and the pointer.
+ * into foreign mmap'd memory, a double free, and a write past the end of a
+ * block: the child must die by SIGABRT after one message that names the
+ * call and the pointer.  With SIMALLOC_ON_ERROR=warn the same calls are
+ * reported and have no effect; with SIMALLOC_CHECK=1 a write into a freed
+ * block is caught by the heap check at the next call.
  */
 #include "run.h"
 
@@ -48,4 +51,29 @@ Test(misuse, realloc_of_foreign_mmap) {
 
 Test(misuse, double_free) {
   expect_report("double-free", "simalloc: free(): double free 0x");
+}
+
+Test(misuse, write_past_the_end_into_the_next_header) {
+  expect_report("overflow", "simalloc: free(): heap overflow: the header after this block is damaged 0x");
+}
+
+Test(misuse, warn_mode_reports_every_error_and_goes_on) {
+  const char *argv[] = {"misuse", "warn", NULL};
+  const char *env[] = {"SIMALLOC_ON_ERROR=warn", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, "misuse warn");
+  cr_assert_eq(it_value(r.out, "survived"), 1);
+  cr_assert_not_null(strstr(r.err, "simalloc: free(): double free 0x"), "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "simalloc: free(): invalid pointer 0x"), "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "simalloc: realloc(): invalid pointer 0x"), "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "simalloc: malloc_usable_size(): invalid pointer 0x"), "%s", r.err);
+  it_result_free(&r);
+}
+
+Test(misuse, heap_check_catches_a_write_into_a_freed_block) {
+  const char *argv[] = {"misuse", "use-after-free", NULL};
+  const char *env[] = {"SIMALLOC_CHECK=1", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_abort(&r, "simalloc: heap check failed: ");
+  it_result_free(&r);
 }

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -51,6 +52,48 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *what = argv[1];
+  if (strcmp(what, "overflow") == 0) {
+    /* One byte written past the usable end lands in the next block's head. */
+    char *a = malloc(40), *b = malloc(40);
+    CHECK(a && b, "malloc(40)");
+    size_t n = malloc_usable_size(a);
+    memset(a, 'x', n + 1);
+    announce(a);
+    free(launder(a));
+    fprintf(stderr, "misuse: free(%p) after an overflow returned\n", (void *)a);
+    return 1;
+  }
+  if (strcmp(what, "warn") == 0) {
+    /* SIMALLOC_ON_ERROR=warn: every bad call is reported and has no effect. */
+    char *p = malloc(64), *q = malloc(64);
+    CHECK(p && q, "malloc(64)");
+    strcpy(q, "intact");
+    free(p);
+    free(launder(p));                       /* double free */
+    free(launder(stack + 32));              /* not ours */
+    void *r = realloc(launder(q + 16), 10); /* interior */
+    CHECK(r == NULL, "realloc of an interior pointer gave %p", r);
+    CHECK(malloc_usable_size(launder(stack)) == 0, "usable size of a stack address");
+    CHECK(strcmp(q, "intact") == 0, "a bad call changed a live block");
+    for (int i = 0; i < 1000; i++) {        /* the heap still works */
+      void *t = malloc((size_t)i * 7 + 1);
+      CHECK(t != NULL, "malloc after the errors");
+      free(t);
+    }
+    free(q);
+    printf("survived=1\n");
+    return 0;
+  }
+  if (strcmp(what, "use-after-free") == 0) {
+    /* Run with SIMALLOC_CHECK=1: a write into a freed block's tree node. */
+    char *p = malloc(5000), *guard = malloc(16);
+    CHECK(p && guard, "malloc");
+    free(p);
+    memset(launder(p), 0x55, 32);
+    void *t = malloc(10);
+    fprintf(stderr, "misuse: malloc after the corruption returned %p\n", t);
+    return 1;
+  }
   if (strcmp(what, "double-free") == 0) {
     void *a = malloc(64), *p = malloc(64), *b = malloc(64);
     CHECK(a && p && b, "malloc(64)");
