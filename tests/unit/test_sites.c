@@ -1,0 +1,217 @@
+/* Unit tests of the allocation-site tables (sites.c) without the unwinder:
+ * stacks are given by hand, blocks come from a private heap keyed like the
+ * process arena so that TRACKED can be set in their headers. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "block.h"
+#include "heap.h"
+#include "sites.h"
+#include "tcache.h"
+
+#define ARENA (1 << 20)
+
+static _Alignas(4096) unsigned char buf[ARENA];
+static sa_heap heap;
+
+static void setup_mode(int mode, uint64_t rate, int depth, uint32_t max) {
+  cr_assert_eq(sa_heap_init_keyed(&heap, buf, sizeof buf, 0, sa_tc_key), 0);
+  cr_assert_eq(sa_sites_test_setup(mode, rate, depth, max), 0);
+}
+
+static void setup_all(void) { setup_mode(SA_SITES_ALL, 1, 16, 64); }
+
+static void *block(size_t n) {
+  void *p = sa_heap_alloc(&heap, n);
+  cr_assert_not_null(p);
+  return p;
+}
+
+static size_t size_of(const void *p) {
+  return head_size(*blk_head_ptr(blk_of_payload(p)));
+}
+
+static int tracked(const void *p) {
+  return (*blk_head_ptr(blk_of_payload(p)) & SA_TRACKED) != 0;
+}
+
+static simalloc_snap_site site(uint32_t id) {
+  simalloc_snap_site s;
+  cr_assert_eq(sa_sites_test_site(id, &s), 0, "no site %u", id);
+  return s;
+}
+
+static const uintptr_t stack_a[] = {0x401000, 0x402000, 0x403000};
+static const uintptr_t stack_b[] = {0x401000, 0x402000, 0x403008};
+
+TestSuite(sites, .init = setup_all);
+
+Test(sites, equal_stacks_share_a_site) {
+  void *p = block(100), *q = block(200), *r = block(300);
+  uint32_t a1 = sa_sites_test_record(p, size_of(p), stack_a, 3);
+  uint32_t a2 = sa_sites_test_record(q, size_of(q), stack_a, 3);
+  uint32_t b = sa_sites_test_record(r, size_of(r), stack_b, 3);
+  cr_assert_geq(a1, SIMALLOC_SITE_FIRST);
+  cr_assert_eq(a1, a2);
+  cr_assert_neq(a1, b);
+  cr_assert_eq(sa_sites_test_count(), SIMALLOC_SITE_FIRST + 2);
+  simalloc_snap_site s = site(a1);
+  cr_assert_eq(s.live_bytes, size_of(p) + size_of(q));
+  cr_assert_eq(s.live_blocks, 2);
+  cr_assert_eq(s.total_calls, 2);
+  cr_assert_eq(s.frame_count, 3);
+  cr_assert_eq(s.frames[2], 0x403000);
+  cr_assert_eq(site(b).live_bytes, size_of(r));
+  cr_assert(tracked(p) && tracked(q) && tracked(r));
+  cr_assert_eq(sa_site_of(p), a1);
+  cr_assert_eq(sa_site_of(r), b);
+}
+
+Test(sites, stacks_are_cut_at_the_depth) {
+  cr_assert_eq(sa_sites_test_setup(SA_SITES_ALL, 1, 2, 64), 0);
+  void *p = block(64), *q = block(64);
+  uint32_t a = sa_sites_test_record(p, size_of(p), stack_a, 3);
+  uint32_t b = sa_sites_test_record(q, size_of(q), stack_b, 3);
+  cr_assert_eq(a, b, "the stacks differ only past the depth");
+  cr_assert_eq(site(a).frame_count, 2);
+}
+
+Test(sites, a_full_table_folds_into_other) {
+  /* Room for none, other and two real sites. */
+  cr_assert_eq(sa_sites_test_setup(SA_SITES_ALL, 1, 16, SIMALLOC_SITE_FIRST + 2), 0);
+  uintptr_t frames[1];
+  uint32_t ids[5];
+  void *p[5];
+  for (int i = 0; i < 5; i++) {
+    frames[0] = 0x1000 + (uintptr_t)i;
+    p[i] = block(48);
+    ids[i] = sa_sites_test_record(p[i], size_of(p[i]), frames, 1);
+  }
+  cr_assert_eq(ids[0], SIMALLOC_SITE_FIRST);
+  cr_assert_eq(ids[1], SIMALLOC_SITE_FIRST + 1);
+  cr_assert_eq(ids[2], SIMALLOC_SITE_OTHER);
+  cr_assert_eq(ids[4], SIMALLOC_SITE_OTHER);
+  cr_assert_eq(sa_sites_test_count(), SIMALLOC_SITE_FIRST + 2, "the table did not grow");
+  cr_assert_eq(site(SIMALLOC_SITE_OTHER).live_blocks, 3);
+  cr_assert_eq(site(SIMALLOC_SITE_OTHER).live_bytes, 3 * size_of(p[2]));
+  /* A stack that has a site still finds it. */
+  frames[0] = 0x1001;
+  void *q = block(48);
+  cr_assert_eq(sa_sites_test_record(q, size_of(q), frames, 1), SIMALLOC_SITE_FIRST + 1);
+}
+
+Test(sites, free_credits_the_site_back) {
+  void *p = block(1000), *q = block(1000);
+  uint32_t id = sa_sites_test_record(p, size_of(p), stack_a, 3);
+  sa_sites_test_record(q, size_of(q), stack_a, 3);
+  sa_site_released(p, size_of(p));
+  cr_assert_not(tracked(p), "released clears TRACKED");
+  cr_assert(head_valid(blk_of_payload(p), *blk_head_ptr(blk_of_payload(p)), sa_tc_key));
+  cr_assert_eq(sa_site_of(p), SIMALLOC_SITE_NONE);
+  simalloc_snap_site s = site(id);
+  cr_assert_eq(s.live_bytes, size_of(q));
+  cr_assert_eq(s.live_blocks, 1);
+  cr_assert_eq(s.total_bytes, 2 * size_of(p), "totals count what was allocated");
+  cr_assert_eq(s.peak_live_bytes, 2 * size_of(p));
+  sa_site_released(q, size_of(q));
+  cr_assert_eq(site(id).live_bytes, 0);
+  cr_assert_eq(site(id).live_blocks, 0);
+  sa_heap_free(&heap, p, "free");
+  sa_heap_free(&heap, q, "free");
+  cr_assert(sa_heap_check(&heap).ok);
+}
+
+Test(sites, realloc_in_place_credits_the_difference) {
+  void *p = block(100);
+  size_t old = size_of(p);
+  uint32_t id = sa_sites_test_record(p, old, stack_a, 3);
+  cr_assert(sa_heap_resize_in_place(&heap, p, 5000));
+  sa_site_resized(p, old, size_of(p));
+  cr_assert(tracked(p), "a resized block stays tracked");
+  cr_assert_eq(site(id).live_bytes, size_of(p));
+  cr_assert_eq(site(id).peak_live_bytes, size_of(p));
+  cr_assert_eq(site(id).live_blocks, 1);
+  sa_site_released(p, size_of(p));
+  cr_assert_eq(site(id).live_bytes, 0);
+}
+
+Test(sites, many_blocks_in_and_out) {
+  /* Deleting from the block table keeps every other entry reachable. */
+  enum { N = 600 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = block(16);
+    cr_assert_eq(sa_sites_test_record(p[i], size_of(p[i]), stack_a + (i % 2), 1) != 0, 1);
+  }
+  for (int i = 0; i < N; i += 3) sa_site_released(p[i], size_of(p[i]));
+  uint64_t live = 0;
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(sa_site_of(p[i]) != 0, i % 3 != 0, "block %d", i);
+    if (i % 3) live += size_of(p[i]);
+  }
+  cr_assert_eq(site(SIMALLOC_SITE_FIRST).live_bytes + site(SIMALLOC_SITE_FIRST + 1).live_bytes,
+               live);
+}
+
+Test(sites, a_full_block_table_leaves_blocks_untracked) {
+  /* The smallest tables: 16 stripes of 64 slots, each taking 48. */
+  cr_assert_eq(sa_sites_test_setup(SA_SITES_ALL, 1, 16, SIMALLOC_SITE_FIRST + 1), 0);
+  int untracked = 0, n = 0;
+  void *last = NULL;
+  while (untracked == 0 && n < 2000) {
+    void *p = block(16);
+    n++;
+    if (sa_sites_test_record(p, size_of(p), stack_a, 3) == 0) {
+      untracked = 1;
+      last = p;
+    }
+  }
+  cr_assert(untracked, "the block table never filled");
+  cr_assert_leq(n, 16 * 48 + 1);
+  cr_assert_not(tracked(last));
+  cr_assert_eq(site(SIMALLOC_SITE_FIRST).live_blocks, (uint64_t)n - 1);
+}
+
+Test(sites, sample_mode_scales_each_record) {
+  const uint64_t rate = 64 << 10;
+  setup_mode(SA_SITES_SAMPLE, rate, 16, 64);
+  /* A small block stands for about the mean interval ... */
+  uint64_t w = sa_sites_weight(64);
+  cr_assert(w > rate && w < rate + 64, "weight %lu", (unsigned long)w);
+  /* ... a huge one for itself; in between, s / P(recorded). */
+  cr_assert_eq(sa_sites_weight(64 << 20), 64 << 20);
+  double expect = (double)rate / -expm1(-1.0);
+  cr_assert(fabs((double)sa_sites_weight(rate) - expect) < 2, "weight %lu",
+            (unsigned long)sa_sites_weight(rate));
+  void *p = block(4000);
+  uint32_t id = sa_sites_test_record(p, size_of(p), stack_a, 3);
+  simalloc_snap_site s = site(id);
+  cr_assert_eq(s.live_bytes, sa_sites_weight(size_of(p)));
+  cr_assert_eq(s.live_blocks, sa_sites_weight(size_of(p)) / size_of(p));
+  sa_site_released(p, size_of(p));
+  cr_assert_eq(site(id).live_bytes, 0, "a free takes back what its record added");
+  cr_assert_eq(site(id).live_blocks, 0);
+}
+
+Test(sites, sample_mode_estimates_are_unbiased) {
+  /* Simulate the countdown: bytes allocated in blocks of 48, a record each
+   * time the exponential countdown runs out; the weighted sum estimates
+   * the bytes. */
+  const uint64_t rate = 4096;
+  setup_mode(SA_SITES_SAMPLE, rate, 16, 64);
+  const uint64_t size = 48, n = 400000;
+  uint64_t sum = 0, x = 88172645463325252u;
+  int64_t left = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    left -= (int64_t)size;
+    if (left >= 0) continue;
+    sum += sa_sites_weight(size);
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double u = (double)((x >> 11) + 1) * 0x1p-53;
+    left = (int64_t)(-log(u) * (double)rate);
+  }
+  double truth = (double)(size * n), err = fabs((double)sum - truth) / truth;
+  cr_assert(err < 0.05, "estimate %lu vs %lu bytes", (unsigned long)sum, (unsigned long)(size * n));
+}
