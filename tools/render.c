@@ -797,12 +797,237 @@ static void render_heaps(const snap_view *v, emitter *e) {
   emit_list_end(e);
 }
 
-static void render_holes(const snap_view *v, emitter *e) {
-  emit_list(e, "holes", "largest free holes", "        offset            size");
+/* ---- allocation sites --------------------------------------------------- */
+
+void site_frame_of(const snap_view *v, const render_opts *o, uint64_t a, site_frame *out) {
+  memset(out, 0, sizeof *out);
+  if (o->resolve && o->resolve(o->resolve_ctx, a, out) == 0 && out->module[0])
+    return;
+  const simalloc_snap_module *m = snap_module_of(v, a);
+  if (m == NULL)
+    return;
+  const char *base = strrchr(m->path, '/');
+  snprintf(out->module, sizeof out->module, "%s", base ? base + 1 : m->path);
+  out->module_offset = a - m->start + m->offset;
+}
+
+int site_frame_internal(const site_frame *f) {
+  /* libc's and libstdc++'s functions that allocate on behalf of a caller */
+  static const char *const wrappers[] = {
+      "malloc", "calloc", "realloc", "reallocarray", "free", "memalign",
+      "posix_memalign", "aligned_alloc", "valloc", "pvalloc", "strdup",
+      "strndup", "__strdup", "__strndup", "wcsdup", "__libc_malloc",
+      "__libc_calloc", "__libc_realloc", "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t",
+      "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t"};
+  if (!strncmp(f->module, "libsimalloc", 11))
+    return 1;
+  for (size_t i = 0; i < sizeof wrappers / sizeof *wrappers; i++)
+    if (!strcmp(f->function, wrappers[i]))
+      return 1;
+  return 0;
+}
+
+void site_frame_text(const site_frame *f, uint64_t a, char *out, size_t outsz) {
+  const char *file = strrchr(f->file, '/');
+  file = file ? file + 1 : f->file;
+  if (f->function[0] && file[0] && f->line > 0)
+    snprintf(out, outsz, "%s (%s:%d)", f->function, file, f->line);
+  else if (f->function[0])
+    snprintf(out, outsz, "%s (%s+0x%llx)", f->function, f->module,
+             (unsigned long long)f->module_offset);
+  else if (f->module[0])
+    snprintf(out, outsz, "%s+0x%llx", f->module, (unsigned long long)f->module_offset);
+  else
+    snprintf(out, outsz, "0x%llx", (unsigned long long)a);
+}
+
+uint32_t site_where(const snap_view *v, const render_opts *o, const simalloc_snap_site *s) {
+  site_frame f;
+  for (uint32_t i = 0; i < s->frame_count; i++) {
+    site_frame_of(v, o, s->frames[i], &f);
+    if (!site_frame_internal(&f))
+      return i;
+  }
+  return 0;
+}
+
+/* The text of where site id allocates: "-" for no site. */
+static void site_where_text(const snap_view *v, const render_opts *o, uint32_t id, char *out,
+                            size_t outsz) {
+  const simalloc_snap_site *s = snap_site(v, id);
+  site_frame f;
+  if (id == SIMALLOC_SITE_OTHER) {
+    snprintf(out, outsz, "(other stacks: the site table is full)");
+  } else if (s == NULL || id == SIMALLOC_SITE_NONE || s->frame_count == 0) {
+    snprintf(out, outsz, "-");
+  } else {
+    uint32_t k = site_where(v, o, s);
+    site_frame_of(v, o, s->frames[k], &f);
+    site_frame_text(&f, s->frames[k], out, outsz);
+  }
+}
+
+/* JSON only: the frames of s as a list of {address, function, file, line}. */
+static void emit_frames(emitter *e, const snap_view *v, const render_opts *o,
+                        const simalloc_snap_site *s) {
+  if (e->mode != EMIT_JSON)
+    return;
+  int row = e->row;
+  e->row = 0;
+  emit_list(e, "frames", NULL, NULL);
+  for (uint32_t i = 0; i < s->frame_count; i++) {
+    site_frame f;
+    site_frame_of(v, o, s->frames[i], &f);
+    emit_row(e);
+    emit_u64(e, "address", NULL, s->frames[i], EF_OFFSET);
+    emit_str(e, "function", NULL, f.function, EF_PLAIN);
+    emit_str(e, "file", NULL, f.file, EF_PLAIN);
+    emit_u64(e, "line", NULL, (uint64_t)(f.line > 0 ? f.line : 0), EF_PLAIN);
+    emit_str(e, "module", NULL, f.module, EF_PLAIN);
+    emit_u64(e, "module_offset", NULL, f.module_offset, EF_OFFSET);
+    emit_row_end(e);
+  }
+  emit_list_end(e);
+  e->row = row;
+}
+
+static int site_grew(const render_opts *o, const simalloc_snap_site *s) {
+  const simalloc_snap_site *before = o->prev ? snap_site(o->prev, s->id) : NULL;
+  return o->prev && s->live_bytes > (before ? before->live_bytes : 0);
+}
+
+static int by_live_desc(const void *a, const void *b, void *arg) {
+  const snap_view *v = arg;
+  uint64_t x = v->sites[*(const uint32_t *)a].live_bytes;
+  uint64_t y = v->sites[*(const uint32_t *)b].live_bytes;
+  if (x != y)
+    return x < y ? 1 : -1;
+  return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+static const char *sites_mode_name(uint32_t m) {
+  return m == SIMALLOC_SITES_ALL ? "all" : m == SIMALLOC_SITES_SAMPLE ? "sample" : "off";
+}
+
+static void render_sites(const snap_view *v, emitter *e, const render_opts *o) {
+  const simalloc_snap_header *h = v->h;
+  uint32_t n = 0, *order = malloc(((size_t)h->site_count + 1) * sizeof *order);
+  char where[1024];
+
+  if (order == NULL)
+    return;
+  for (uint32_t i = SIMALLOC_SITE_OTHER; i < h->site_count; i++)
+    if (v->sites[i].live_bytes > 0)
+      order[n++] = i;
+  qsort_r(order, n, sizeof *order, by_live_desc, (void *)v);
+  if (n > o->sites)
+    n = o->sites;
+  emit_str(e, "sites_mode", "sites", sites_mode_name(h->sites_mode), EF_PLAIN);
+  if (h->sites_mode == SIMALLOC_SITES_SAMPLE)
+    emit_u64(e, "sites_rate", "one record per", h->sites_rate, EF_BYTES);
+  emit_list(e, "sites", "top sites by live bytes",
+            o->prev ? "          site      live bytes          blocks           share"
+                      "     total bytes           calls  grew  where"
+                    : "          site      live bytes          blocks           share"
+                      "     total bytes           calls  where");
+  for (uint32_t k = 0; k < n; k++) {
+    const simalloc_snap_site *s = &v->sites[order[k]];
+    site_where_text(v, o, s->id, where, sizeof where);
+    emit_row(e);
+    emit_u64(e, "id", NULL, s->id, EF_PLAIN);
+    emit_u64(e, "live_bytes", NULL, s->live_bytes, EF_BYTES);
+    emit_u64(e, "live_blocks", NULL, s->live_blocks, EF_PLAIN);
+    emit_double(e, "share", NULL, h->used_bytes ? (double)s->live_bytes / (double)h->used_bytes : 0,
+                EF_PERCENT);
+    emit_u64(e, "total_bytes", NULL, s->total_bytes, EF_BYTES);
+    emit_u64(e, "total_calls", NULL, s->total_calls, EF_PLAIN);
+    emit_u64(e, "peak_live_bytes", NULL, s->peak_live_bytes, EF_DATA);
+    if (o->prev)
+      emit_bool(e, "grew", NULL, site_grew(o, s));
+    emit_str(e, "where", NULL, where, EF_PLAIN);
+    emit_frames(e, v, o, s);
+    emit_row_end(e);
+  }
+  emit_list_end(e);
+  free(order);
+}
+
+/* --site ID: the figures of one site and its whole stack. */
+static void render_site(const snap_view *v, emitter *e, const render_opts *o) {
+  const simalloc_snap_site *s = snap_site(v, o->site_id);
+  char text[1024];
+
+  emit_object(e, "site", "site");
+  emit_u64(e, "id", "id", o->site_id, EF_PLAIN);
+  emit_bool(e, "found", "recorded", s != NULL && o->site_id != SIMALLOC_SITE_NONE);
+  if (s != NULL && o->site_id != SIMALLOC_SITE_NONE) {
+    emit_str(e, "sites_mode", "sites", sites_mode_name(v->h->sites_mode), EF_PLAIN);
+    emit_u64(e, "live_bytes", "live", s->live_bytes, EF_BYTES);
+    emit_u64(e, "live_blocks", "live blocks", s->live_blocks, EF_PLAIN);
+    emit_u64(e, "total_bytes", "allocated in all", s->total_bytes, EF_BYTES);
+    emit_u64(e, "total_calls", "allocations", s->total_calls, EF_PLAIN);
+    emit_u64(e, "peak_live_bytes", "peak live", s->peak_live_bytes, EF_BYTES);
+    emit_list(e, "frames", "stack, innermost first", "       address  frame");
+    for (uint32_t i = 0; i < s->frame_count; i++) {
+      site_frame f;
+      site_frame_of(v, o, s->frames[i], &f);
+      site_frame_text(&f, s->frames[i], text, sizeof text);
+      emit_row(e);
+      emit_u64(e, "address", NULL, s->frames[i], EF_OFFSET);
+      emit_str(e, "text", NULL, text, EF_PLAIN);
+      emit_str(e, "function", NULL, f.function, EF_DATA);
+      emit_str(e, "file", NULL, f.file, EF_DATA);
+      emit_u64(e, "line", NULL, (uint64_t)(f.line > 0 ? f.line : 0), EF_DATA);
+      emit_row_end(e);
+    }
+    emit_list_end(e);
+  }
+  emit_object_end(e);
+}
+
+/* The sites of the used blocks just before and after each hole: the code
+ * whose live blocks keep the hole from joining its neighbours. */
+static void hole_pins(const snap_view *v, uint32_t *left, uint32_t *right) {
+  const simalloc_snap_header *h = v->h;
+  for (uint32_t k = 0; k < h->hole_count; k++)
+    left[k] = right[k] = SIMALLOC_SITE_NONE;
+  for (uint64_t i = 0; i < h->block_count; i++) {
+    const simalloc_snap_block *b = &v->blocks[i];
+    if (snap_block_state(b) != SIMALLOC_SNAP_USED)
+      continue;
+    uint64_t end = b->offset + snap_block_size(b);
+    for (uint32_t k = 0; k < h->hole_count; k++) {
+      if (end == h->holes[k].offset)
+        left[k] = b->site;
+      if (b->offset == h->holes[k].offset + h->holes[k].size)
+        right[k] = b->site;
+    }
+  }
+}
+
+static void render_holes(const snap_view *v, emitter *e, const render_opts *o) {
+  uint32_t left[SIMALLOC_SNAP_HOLES], right[SIMALLOC_SNAP_HOLES];
+  char lw[600], rw[600], pins[1300];
+  int sites = v->h->site_count > 0;
+
+  hole_pins(v, left, right);
+  emit_list(e, "holes", "largest free holes",
+            sites ? "        offset            size  pinned by (site before | site after)"
+                  : "        offset            size");
   for (uint32_t i = 0; i < v->h->hole_count; i++) {
     emit_row(e);
     emit_u64(e, "offset", NULL, v->h->holes[i].offset, EF_OFFSET);
     emit_u64(e, "size", NULL, v->h->holes[i].size, EF_BYTES);
+    if (sites) {
+      site_where_text(v, o, left[i], lw, sizeof lw);
+      site_where_text(v, o, right[i], rw, sizeof rw);
+      snprintf(pins, sizeof pins, "%u %s | %u %s", left[i], lw, right[i], rw);
+      emit_u64(e, "left_site", NULL, left[i], EF_DATA);
+      emit_str(e, "left_where", NULL, lw, EF_DATA);
+      emit_u64(e, "right_site", NULL, right[i], EF_DATA);
+      emit_str(e, "right_where", NULL, rw, EF_DATA);
+      emit_str(e, "pins", NULL, pins, EF_PLAIN);
+    }
     emit_row_end(e);
   }
   emit_list_end(e);
@@ -811,7 +1036,11 @@ static void render_holes(const snap_view *v, emitter *e) {
 static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) {
   uint64_t listed = 0;
 
-  emit_list(e, "blocks", "blocks", "        offset            size  state");
+  int sites = v->h->site_count > 0;   /* a site column only when there are sites */
+
+  emit_list(e, "blocks", "blocks",
+            sites ? "        offset            size  state           site"
+                  : "        offset            size  state");
   for (uint64_t i = 0; i < v->h->block_count; i++) {
     const simalloc_snap_block *b = &v->blocks[i];
     uint64_t sz = snap_block_size(b);
@@ -823,6 +1052,8 @@ static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) 
     emit_u64(e, "offset", NULL, b->offset, EF_OFFSET);
     emit_u64(e, "size", NULL, sz, EF_BYTES);
     emit_str(e, "state", NULL, state_name(snap_block_state(b)), EF_PLAIN);
+    if (sites)
+      emit_u64(e, "site", NULL, b->site, EF_PLAIN);
     emit_row_end(e);
     listed++;
   }
@@ -924,8 +1155,12 @@ void render_report(const snap_view *v, emitter *e, const render_opts *o) {
   if (o->status) {
     render_status(v, e);
     render_heaps(v, e);
-    render_holes(v, e);
+    render_holes(v, e, o);
   }
+  if (o->sites)
+    render_sites(v, e, o);
+  if (o->has_site)
+    render_site(v, e, o);
   if (o->bar)
     render_bar(v, e, o);
   if (o->blocks)

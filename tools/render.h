@@ -67,6 +67,21 @@ void json_write_string(FILE *out, const char *s);
 
 /* ---- the renderer ------------------------------------------------------ */
 
+/* One frame of a site's stack, as a symbolizer sees it.  Empty strings and
+ * line 0 mean unknown. */
+typedef struct site_frame {
+  char function[256];
+  char file[512];
+  int line;
+  char module[256];         /* file name of the module, without directories */
+  uint64_t module_offset;   /* address - module load address */
+} site_frame;
+
+/* Fills *out for address a of the target; 0 if it knows anything, else -1.
+ * simalloc-dump passes one built on elfutils (symbolize.c); without one,
+ * frames are named from the snapshot's module list. */
+typedef int (*site_resolver)(void *ctx, uint64_t a, site_frame *out);
+
 typedef struct render_opts {
   int identity;        /* show pid and executable */
   int status;          /* the status report and holes */
@@ -77,7 +92,23 @@ typedef struct render_opts {
   int ascii;           /* '#' '.' '+' instead of emoji */
   int has_range;       /* zoom into [range_start, range_end) */
   uint64_t range_start, range_end;
+  uint32_t sites;      /* list this many top sites by live bytes (0: none) */
+  int has_site;        /* show the whole stack of site_id */
+  uint32_t site_id;
+  site_resolver resolve;          /* symbolizer, or NULL */
+  void *resolve_ctx;
+  const snap_view *prev;          /* --watch: the previous frame, to mark growth */
 } render_opts;
+
+/* The frame of address a: from the resolver, else from the module list. */
+void site_frame_of(const snap_view *v, const render_opts *o, uint64_t a, site_frame *out);
+/* 1 if the frame is the allocator's or one of libc's allocation wrappers
+ * (strdup, operator new, ...): not where the program asked for memory. */
+int site_frame_internal(const site_frame *f);
+/* "function (file:line)", "function", "module+0x1234" or "0x..." */
+void site_frame_text(const site_frame *f, uint64_t a, char *out, size_t outsz);
+/* Index of the innermost frame of site s outside the allocator, or 0. */
+uint32_t site_where(const snap_view *v, const render_opts *o, const simalloc_snap_site *s);
 
 /* Renders the parts of o for the snapshot v. */
 void render_report(const snap_view *v, emitter *e, const render_opts *o);

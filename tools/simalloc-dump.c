@@ -19,6 +19,7 @@
 
 #include "render.h"
 #include "snapread.h"
+#include "symbolize.h"
 
 #ifndef SIMALLOC_VERSION
 #define SIMALLOC_VERSION "unknown"
@@ -27,10 +28,12 @@
 #define EXIT_USAGE 1
 #define MAX_LIST 4096
 #define SPARK_MAX 512
+#define SITES_DEFAULT 10
 
 typedef struct dump_opts {
   pid_t pid;
   int json, list, watch;
+  int sites_given;       /* --sites N named how many */
   double interval;       /* seconds between frames of --watch */
   render_opts r;
 } dump_opts;
@@ -42,7 +45,9 @@ static void usage(FILE *f) {
       "Shows the heap of a process running under libsimalloc.\n"
       "\n"
       "  --json             the snapshot as JSON\n"
-      "  --blocks           list every block (offset, size, state)\n"
+      "  --blocks           list every block (offset, size, state, site)\n"
+      "  --sites [N]        the N sites holding the most live bytes (default 10)\n"
+      "  --site ID          the figures and whole stack of one site\n"
       "  --limit N          list at most N blocks\n"
       "  --width N          draw the heap bar N columns wide (default: the terminal)\n"
       "  --ascii            draw with '#' (used) '.' (free) '+' (cached)\n"
@@ -113,6 +118,50 @@ static int is_number(const char *s) {
   return *end == '\0';
 }
 
+static int takes_value(const char *a) {
+  return !strcmp(a, "--limit") || !strcmp(a, "--width") || !strcmp(a, "--range") ||
+         !strcmp(a, "--site");
+}
+
+/* An argument that is neither an option nor an option's value follows
+ * argv[i]. */
+static int positional_after(int argc, char **argv, int i) {
+  for (int j = i + 1; j < argc; j++) {
+    if (argv[j][0] != '-')
+      return 1;
+    if (takes_value(argv[j]))
+      j++;
+  }
+  return 0;
+}
+
+static int all_digits(const char *s) {
+  if (*s == '\0')
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
+/* --sites [N]: N only if a PID still follows it. */
+static int parse_sites(int argc, char **argv, int *i, dump_opts *o) {
+  const char *a = argv[*i], *n = NULL;
+  uint64_t v;
+  if (!strncmp(a, "--sites=", 8))
+    n = a + 8;
+  else if (*i + 1 < argc && all_digits(argv[*i + 1]) && positional_after(argc, argv, *i + 1))
+    n = argv[++*i];
+  o->r.sites = SITES_DEFAULT;
+  if (n == NULL)
+    return -1;
+  if (!all_digits(n) || parse_size(n, &v) || v == 0 || v > 1000000)
+    return bad_usage("bad number of sites '%s'", n);
+  o->r.sites = (uint32_t)v;
+  o->sites_given = 1;
+  return -1;
+}
+
 /* Parses argv; returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, dump_opts *o) {
   const char *pos[3];
@@ -137,6 +186,18 @@ static int parse_args(int argc, char **argv, dump_opts *o) {
       o->list = 1;
     } else if (!strcmp(a, "--watch")) {
       o->watch = 1;
+    } else if (!strcmp(a, "--sites") || !strncmp(a, "--sites=", 8)) {
+      int st = parse_sites(argc, argv, &i, o);
+      if (st >= 0)
+        return st;
+    } else if (!strcmp(a, "--site")) {
+      if (next == NULL)
+        return bad_usage("--site needs a site id");
+      if (!all_digits(next) || parse_size(next, &n) || n > UINT32_MAX)
+        return bad_usage("bad site id '%s'", next);
+      i++;
+      o->r.has_site = 1;
+      o->r.site_id = (uint32_t)n;
     } else if (!strcmp(a, "--limit") || !strcmp(a, "--width") || !strcmp(a, "--range")) {
       if (next == NULL)
         return bad_usage("%s needs a value", a);
@@ -189,6 +250,12 @@ static int finish_output(void) {
   return 0;
 }
 
+/* Symbols are needed when sites are shown: listed, one alone, or as the
+ * pins of the holes. */
+static int wants_symbols(const snap_view *v, const render_opts *r) {
+  return v->h->site_count > 0 && (r->sites || r->has_site || r->status);
+}
+
 static int dump_once(const dump_opts *o) {
   snap_open_opts so = {.fresh = 1, .wait_ms = 0};
   snap_error err;
@@ -200,8 +267,15 @@ static int dump_once(const dump_opts *o) {
   if (v.stale)
     fprintf(stderr, "simalloc-dump: process %d did not answer; the snapshot may be stale\n",
             (int)o->pid);
+  render_opts r = o->r;
+  symbolizer *sym = wants_symbols(&v, &r) ? sym_open(o->pid, &v) : NULL;
+  if (sym != NULL) {
+    r.resolve = sym_resolve;
+    r.resolve_ctx = sym;
+  }
   emit_init(&e, stdout, o->json ? EMIT_JSON : EMIT_TEXT, render_colour_ok(1));
-  render_report(&v, &e, &o->r);
+  render_report(&v, &e, &r);
+  sym_close(sym);
   snap_view_free(&v);
   return finish_output();
 }
@@ -316,7 +390,7 @@ static void delta_line(char *buf, size_t sz, const char *what, uint64_t now, uin
 }
 
 static void watch_frame(const dump_opts *o, const snap_view *v, const snap_view *prev,
-                        uint64_t *frames, int *nframes) {
+                        symbolizer *sym, uint64_t *frames, int *nframes) {
   uint64_t series[2 * SPARK_MAX];
   char spark[SPARK_MAX * 4], du[64], df[64];
   emitter e;
@@ -328,8 +402,16 @@ static void watch_frame(const dump_opts *o, const snap_view *v, const snap_view 
   frames[(*nframes)++] = v->h->used_bytes;
   if (screen_entered)
     fputs("\033[H\033[2J", stdout);
+  render_opts r = o->r;
+  r.prev = prev->h ? prev : NULL;   /* marks the sites that grew */
+  if (v->h->site_count > 0 && !r.sites)
+    r.sites = SITES_DEFAULT;
+  if (sym != NULL) {
+    r.resolve = sym_resolve;
+    r.resolve_ctx = sym;
+  }
   emit_init(&e, stdout, o->json ? EMIT_JSON : EMIT_TEXT, render_colour_ok(1));
-  render_report(v, &e, &o->r);
+  render_report(v, &e, &r);
   if (o->json)
     return;
   if (prev->h) {
@@ -351,6 +433,7 @@ static int dump_watch(const dump_opts *o) {
   snap_open_opts so = {.fresh = 1, .wait_ms = 0};
   snap_view v, prev = {0};
   snap_error err;
+  symbolizer *sym = NULL;
   int nframes = 0, status = 0;
 
   screen_enter();
@@ -360,13 +443,16 @@ static int dump_watch(const dump_opts *o) {
       status = err.status;
       break;
     }
-    watch_frame(o, &v, &prev, frames, &nframes);
+    if (sym == NULL && v.h->site_count > 0)
+      sym = sym_open(o->pid, &v);
+    watch_frame(o, &v, &prev, sym, frames, &nframes);
     snap_view_free(&prev);
     prev = v;
     if (wait_for_key((int)(o->interval * 1000)))
       break;
   }
   snap_view_free(&prev);
+  sym_close(sym);
   screen_restore();
   if (status)
     return report_error(&err);
@@ -387,8 +473,11 @@ int main(int argc, char **argv) {
     o.r.ascii = 1;
   if (o.r.width == 0)
     o.r.width = render_term_width(1);
-  if (o.json)
+  if (o.json) {
     o.r.blocks = 1;
+    if (!o.sites_given)
+      o.r.sites = UINT32_MAX;
+  }
   if (o.list)
     return dump_list(&o);
   if (o.watch)

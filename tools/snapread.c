@@ -112,6 +112,14 @@ static enum snap_status check_counts(const simalloc_snap_header *h,
     return corrupt(err, "touched bytes beyond the arena");
   if (h->fragmentation_ppm > 1000000)
     return corrupt(err, "fragmentation above 100%%");
+  if (h->site_count > h->sites_cap)
+    return corrupt(err, "site count %u > capacity %u", h->site_count, h->sites_cap);
+  if (h->module_count > h->modules_cap)
+    return corrupt(err, "module count %u > capacity %u", h->module_count, h->modules_cap);
+  if (h->sites_mode > SIMALLOC_SITES_ALL)
+    return corrupt(err, "sites mode %u", h->sites_mode);
+  if (h->site_depth > SIMALLOC_SITE_DEPTH)
+    return corrupt(err, "site depth %u", h->site_depth);
   return SNAP_OK;
 }
 
@@ -128,9 +136,33 @@ static enum snap_status check_sections(const simalloc_snap_header *h,
     return corrupt(err, "history outside the segment");
   if (!section_fits(h->blocks_offset, h->blocks_cap, sizeof(simalloc_snap_block), hs, seg))
     return corrupt(err, "block list outside the segment");
+  if (!section_fits(h->sites_offset, h->sites_cap, sizeof(simalloc_snap_site), hs, seg))
+    return corrupt(err, "site table outside the segment");
+  if (!section_fits(h->modules_offset, h->modules_cap, sizeof(simalloc_snap_module), hs, seg))
+    return corrupt(err, "module list outside the segment");
   if (h->map_cells > 0 &&
       (h->map_cell_bytes == 0 || h->map_cell_bytes > UINT64_MAX / h->map_cells))
     return corrupt(err, "map cell size %llu", (unsigned long long)h->map_cell_bytes);
+  return SNAP_OK;
+}
+
+static enum snap_status check_sites(const snap_view *v, snap_error *err) {
+  const simalloc_snap_header *h = v->h;
+
+  for (uint32_t i = 0; i < h->site_count; i++) {
+    const simalloc_snap_site *s = &v->sites[i];
+    if (s->id != i)
+      return corrupt(err, "site %u has id %u", i, s->id);
+    if (s->frame_count > SIMALLOC_SITE_DEPTH)
+      return corrupt(err, "site %u has %u frames", i, s->frame_count);
+  }
+  for (uint32_t i = 0; i < h->module_count; i++) {
+    const simalloc_snap_module *m = &v->modules[i];
+    if (m->start > m->end)
+      return corrupt(err, "module %u ends before it starts", i);
+    if (memchr(m->path, '\0', sizeof m->path) == NULL)
+      return corrupt(err, "module %u path not terminated", i);
+  }
   return SNAP_OK;
 }
 
@@ -160,8 +192,11 @@ static enum snap_status check_entries(const snap_view *v, snap_error *err) {
                      snap_block_state(b));
     if (!range_fits(b->offset, snap_block_size(b), h->arena_size))
       return corrupt(err, "block %llu outside the arena", (unsigned long long)i);
+    if (b->site != SIMALLOC_SITE_NONE && b->site >= h->site_count)
+      return corrupt(err, "block %llu has site %u of %u", (unsigned long long)i, b->site,
+                     h->site_count);
   }
-  return SNAP_OK;
+  return check_sites(v, err);
 }
 
 /* Takes ownership of buf (malloc'd, len bytes) on success and on failure. */
@@ -187,6 +222,8 @@ static enum snap_status adopt(snap_view *v, unsigned char *buf, size_t len,
     v->hist = (const void *)(buf + v->h->hist_offset);
     v->history = (const void *)(buf + v->h->history_offset);
     v->blocks = (const void *)(buf + v->h->blocks_offset);
+    v->sites = (const void *)(buf + v->h->sites_offset);
+    v->modules = (const void *)(buf + v->h->modules_offset);
     st = check_entries(v, err);
   }
   if (st != SNAP_OK)
@@ -213,6 +250,13 @@ enum snap_status snap_view_from_bytes(snap_view *v, const void *buf, size_t len,
 void snap_view_free(snap_view *v) {
   free(v->buf);
   memset(v, 0, sizeof *v);
+}
+
+const simalloc_snap_module *snap_module_of(const snap_view *v, uint64_t a) {
+  for (uint32_t i = 0; i < v->h->module_count; i++)
+    if (a >= v->modules[i].start && a < v->modules[i].end)
+      return &v->modules[i];
+  return NULL;
 }
 
 long snap_history_newest(const snap_view *v) {

@@ -43,6 +43,8 @@ typedef struct snap_view {
   const simalloc_snap_hist *hist;      /* h->hist_classes entries */
   const simalloc_snap_sample *history; /* h->history_cap entries (a ring) */
   const simalloc_snap_block *blocks;   /* h->block_count entries */
+  const simalloc_snap_site *sites;     /* h->site_count entries, entry i has id i */
+  const simalloc_snap_module *modules; /* h->module_count entries */
   int stale;          /* the target did not answer the fresh-snapshot request */
 } snap_view;
 
@@ -83,6 +85,14 @@ static inline uint64_t snap_block_size(const simalloc_snap_block *b) {
 static inline unsigned snap_block_state(const simalloc_snap_block *b) {
   return (unsigned)(b->size_state & SIMALLOC_SNAP_STATE_MASK);
 }
+
+/* Site i, or NULL if the snapshot has no such site. */
+static inline const simalloc_snap_site *snap_site(const snap_view *v, uint32_t id) {
+  return id < v->h->site_count ? &v->sites[id] : NULL;
+}
+
+/* The module holding address a, or NULL. */
+const simalloc_snap_module *snap_module_of(const snap_view *v, uint64_t a);
 
 /* Index of the newest history sample, or -1 when the ring is empty. */
 long snap_history_newest(const snap_view *v);
