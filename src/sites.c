@@ -11,9 +11,9 @@
  *                    `sites.lock`.  When the table is full, new stacks fold
  *                    into `other`.  Counters are updated with atomics.
  *
- *   the block table  block payload address -> (site, weight) for every
- *                    TRACKED block, so that free and realloc credit the
- *                    right site back.  Open addressing with linear probing
+ *   the block table  block payload address -> site for every TRACKED
+ *                    block, so that free and realloc credit the right site
+ *                    back (what a block stands for follows from its size).  Open addressing with linear probing
  *                    and backward-shift deletion, cut into stripes with a
  *                    lock each.  A stripe more than 3/4 full takes no more
  *                    blocks: those stay untracked (TRACKED clear) and count
@@ -27,7 +27,8 @@
  * weighting it by s / (1 - exp(-s/R)) makes its expected contribution
  * exactly s, so every per-site sum is unbiased.  The weight is about R for
  * small blocks and s for blocks much larger than R.  Block counts are
- * estimated the same way (weight / s blocks per sample).  With `all`, the
+ * estimated the same way (weight / s blocks per sample).  A block resized
+ * in place stands from then on for what a block of its new size would.  With `all`, the
  * weight is the size and the figures are exact.
  *
  * Nothing here runs under an allocator lock; the locks here are never held
@@ -53,12 +54,18 @@
 #define BLOCKS_PER_SITE 64      /* block table entries per site table entry */
 #define LEAKS_SHOWN 20          /* sites in the exit report */
 
-typedef struct block_entry {
-  uintptr_t addr;               /* payload address; 0 = empty slot */
-  uint32_t site;
-  uint32_t blocks;              /* blocks this sample stands for */
-  uint64_t weight;              /* bytes this sample stands for */
-} block_entry;
+/* A block table entry: the payload address (16-byte aligned, below 2^48)
+ * over 44 bits and the site id below it; 0 is an empty slot.  What a block
+ * stands for follows from its size (sa_sites_weight), so it is not kept. */
+typedef uint64_t block_entry;
+#define SITE_BITS 20
+#define SITE_MASK ((UINT64_C(1) << SITE_BITS) - 1)
+
+static inline block_entry entry_make(uintptr_t p, uint32_t site) {
+  return ((uint64_t)p >> 4) << SITE_BITS | site;
+}
+static inline uintptr_t entry_addr(block_entry e) { return (uintptr_t)(e >> SITE_BITS) << 4; }
+static inline uint32_t entry_site(block_entry e) { return (uint32_t)(e & SITE_MASK); }
 
 typedef struct stripe {
   sa_lock lock;
@@ -190,28 +197,34 @@ static void credit(uint32_t id, int64_t bytes, int64_t blocks) {
 
 /* ---- the block table ---------------------------------------------------- */
 
+/* Blocks near each other land near each other in the table, so that frees
+ * of neighbours share cache lines: the stripe is the 4 KiB page modulo
+ * STRIPES, the slot the address with those page bits taken out; each
+ * 64 MiB window starts at its own place so that heaps far apart do not
+ * pile up on the same slots. */
 static stripe *stripe_of(uintptr_t p, uint32_t *home) {
-  uint64_t h = (uint64_t)p * UINT64_C(0x9e3779b97f4a7c15);
-  *home = (uint32_t)(h >> 20) & sites.stripe_mask;
-  return &sites.stripes[h >> 60];
+  uint64_t packed = ((p >> 4) & 0xff) | ((p >> 16) << 8);
+  *home = (uint32_t)(packed + (p >> 26) * UINT64_C(0x9e3779b1)) & sites.stripe_mask;
+  return &sites.stripes[(p >> 12) & (STRIPES - 1)];
 }
 
 /* Index of p's entry in st, or of the empty slot where it would go. */
 static uint32_t block_find(stripe *st, uint32_t home, uintptr_t p) {
   uint32_t i = home;
-  while (st->slot[i].addr && st->slot[i].addr != p) i = (i + 1) & sites.stripe_mask;
+  while (st->slot[i] && entry_addr(st->slot[i]) != p) i = (i + 1) & sites.stripe_mask;
   return i;
 }
 
-static int block_put(uintptr_t p, uint32_t site, uint32_t blocks, uint64_t weight) {
+static int block_put(uintptr_t p, uint32_t site) {
   uint32_t home;
   stripe *st = stripe_of(p, &home);
   int ok = 0;
+  if (p >> 48) return 0;  /* beyond what an entry holds (5-level paging) */
   sa_lock_acquire(&st->lock);
   if (st->count < (sites.stripe_mask + 1) / 4 * 3) {
     uint32_t i = block_find(st, home, p);
-    if (!st->slot[i].addr) st->count++;
-    st->slot[i] = (block_entry){p, site, blocks, weight};
+    if (!st->slot[i]) st->count++;
+    st->slot[i] = entry_make(p, site);
     ok = 1;
   }
   sa_lock_release(&st->lock);
@@ -224,48 +237,35 @@ static void block_remove(stripe *st, uint32_t i) {
   uint32_t m = sites.stripe_mask, j = i;
   for (;;) {
     j = (j + 1) & m;
-    if (!st->slot[j].addr) break;
+    if (!st->slot[j]) break;
     uint32_t home;
-    stripe_of(st->slot[j].addr, &home);
+    stripe_of(entry_addr(st->slot[j]), &home);
     /* j's entry may move to i if its home is not in (i, j]. */
     if (((j - home) & m) >= ((j - i) & m)) {
       st->slot[i] = st->slot[j];
       i = j;
     }
   }
-  st->slot[i].addr = 0;
+  st->slot[i] = 0;
   st->count--;
 }
 
-/* Takes p's entry out of the table into *e; 0 if p had none. */
-static int block_take(uintptr_t p, block_entry *e) {
+/* p's site, taking its entry out of the table if take; 0 if it had none. */
+static uint32_t block_lookup(uintptr_t p, int take) {
   uint32_t home;
   stripe *st = stripe_of(p, &home);
   sa_lock_acquire(&st->lock);
   uint32_t i = block_find(st, home, p);
-  int found = st->slot[i].addr != 0;
-  if (found) {
-    *e = st->slot[i];
-    block_remove(st, i);
-  }
+  uint32_t site = st->slot[i] ? entry_site(st->slot[i]) : SIMALLOC_SITE_NONE;
+  if (site && take) block_remove(st, i);
   sa_lock_release(&st->lock);
-  return found;
+  return site;
 }
 
-/* Changes p's weight to that of a block of new_size; the old entry in *e. */
-static int block_resize(uintptr_t p, size_t old_size, size_t new_size, block_entry *e) {
-  uint32_t home;
-  stripe *st = stripe_of(p, &home);
-  sa_lock_acquire(&st->lock);
-  uint32_t i = block_find(st, home, p);
-  int found = st->slot[i].addr != 0;
-  if (found) {
-    *e = st->slot[i];
-    __uint128_t w = (__uint128_t)e->weight * new_size / (old_size ? old_size : 1);
-    st->slot[i].weight = (uint64_t)w;
-  }
-  sa_lock_release(&st->lock);
-  return found;
+/* Blocks a record of this size stands for. */
+static int64_t blocks_for(size_t size, uint64_t weight) {
+  uint64_t b = size ? weight / size : 1;
+  return b ? (int64_t)b : 1;
 }
 
 /* ---- recording ---------------------------------------------------------- */
@@ -275,15 +275,13 @@ static int block_resize(uintptr_t p, size_t old_size, size_t new_size, block_ent
 static uint32_t record(void *p, size_t block_size, const uintptr_t *frames, int n) {
   if (n > sites.depth) n = sites.depth;
   uint32_t id = site_of_stack(frames, n);
+  if (!block_put((uintptr_t)p, id)) return 0;
   uint64_t w = sa_sites_weight(block_size);
-  uint64_t blocks = block_size ? w / block_size : 1;
-  if (blocks == 0) blocks = 1;
-  if (blocks > UINT32_MAX) blocks = UINT32_MAX;
-  if (!block_put((uintptr_t)p, id, (uint32_t)blocks, w)) return 0;
+  int64_t blocks = blocks_for(block_size, w);
   simalloc_snap_site *s = &sites.site[id];
   __atomic_add_fetch(&s->total_bytes, w, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&s->total_calls, blocks, __ATOMIC_RELAXED);
-  credit(id, (int64_t)w, (int64_t)blocks);
+  __atomic_add_fetch(&s->total_calls, (uint64_t)blocks, __ATOMIC_RELAXED);
+  credit(id, (int64_t)w, blocks);
   sa_blk_set_tracked(p, 1);
   return id;
 }
@@ -312,29 +310,24 @@ void *sa_site_sampled(void *p, size_t block_size) {
 }
 
 void sa_site_released(void *p, size_t block_size) {
-  (void)block_size;
-  block_entry e;
-  if (sites.site && block_take((uintptr_t)p, &e))
-    credit(e.site, -(int64_t)e.weight, -(int64_t)e.blocks);
+  uint32_t id = sites.site ? block_lookup((uintptr_t)p, 1) : SIMALLOC_SITE_NONE;
+  if (id) {
+    uint64_t w = sa_sites_weight(block_size);
+    credit(id, -(int64_t)w, -blocks_for(block_size, w));
+  }
   sa_blk_set_tracked(p, 0);
 }
 
+/* A resized block stands for what a block of its new size would. */
 void sa_site_resized(void *p, size_t old_size, size_t new_size) {
-  block_entry e;
-  if (!sites.site || !block_resize((uintptr_t)p, old_size, new_size, &e)) return;
-  __uint128_t w = (__uint128_t)e.weight * new_size / (old_size ? old_size : 1);
-  credit(e.site, (int64_t)((uint64_t)w - e.weight), 0);
+  uint32_t id = sites.site ? block_lookup((uintptr_t)p, 0) : SIMALLOC_SITE_NONE;
+  if (!id) return;
+  uint64_t w0 = sa_sites_weight(old_size), w1 = sa_sites_weight(new_size);
+  credit(id, (int64_t)(w1 - w0), blocks_for(new_size, w1) - blocks_for(old_size, w0));
 }
 
 uint32_t sa_site_of(const void *p) {
-  if (!sites.site) return SIMALLOC_SITE_NONE;
-  uint32_t home;
-  stripe *st = stripe_of((uintptr_t)p, &home);
-  sa_lock_acquire(&st->lock);
-  uint32_t i = block_find(st, home, (uintptr_t)p);
-  uint32_t id = st->slot[i].addr ? st->slot[i].site : SIMALLOC_SITE_NONE;
-  sa_lock_release(&st->lock);
-  return id;
+  return sites.site ? block_lookup((uintptr_t)p, 0) : SIMALLOC_SITE_NONE;
 }
 
 /* ---- modules ------------------------------------------------------------ */
@@ -417,6 +410,7 @@ static uint32_t pow2_at_least(uint64_t v) {
 /* Makes the tables for the given settings; 0 or -1. */
 static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   if (max < SIMALLOC_SITE_FIRST + 1) max = SIMALLOC_SITE_FIRST + 1;
+  if (max > SITE_MASK + 1) max = SITE_MASK + 1;
   if (depth < 1) depth = 1;
   if (depth > SIMALLOC_SITE_DEPTH) depth = SIMALLOC_SITE_DEPTH;
   uint32_t index_slots = pow2_at_least((uint64_t)max * 2);
