@@ -99,8 +99,11 @@ SA_API void *realloc(void *p, size_t n) {
     return NULL;
   }
   if (done) {
-    if (hd & SA_TRACKED)
+    if (hd & SA_TRACKED) {
+      int saved = errno;
       sa_site_resized(p, head_size(hd), head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
+      errno = saved;
+    }
     return p;
   }
   if (n > PTRDIFF_MAX) return enomem();

@@ -174,6 +174,13 @@ static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
   return NULL;
 }
 
+__attribute__((noinline)) void *sa_tc_sample(void *p, size_t block_size) {
+  int saved = errno;
+  p = sa_site_sampled(p, block_size);
+  errno = saved;
+  return p;
+}
+
 /* sa_tc_counted for a block of any size, or NULL. */
 static void *counted(sa_tcache *tc, void *p) {
   if (!p) return NULL;

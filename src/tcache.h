@@ -59,10 +59,13 @@ void sa_tc_registry_unlock(void);
 
 static inline size_t sa_tc_class(size_t block_size) { return block_size >> 4; }
 
+/* Records p at its allocation site, keeping errno (out of line). */
+void *sa_tc_sample(void *p, size_t block_size);
+
 /* Counts an allocation of block_size bytes towards the next site sample. */
 static inline void *sa_tc_counted(sa_tcache *tc, void *p, size_t block_size) {
   if (__builtin_expect((tc->sample_left -= (int64_t)block_size) < 0, 0))
-    return sa_site_sampled(p, block_size);
+    return sa_tc_sample(p, block_size);
   return p;
 }
 
