@@ -457,6 +457,12 @@ int64_t sa_sites_first_countdown(void) {
   return countdown_for((int)sa_option(SA_OPT_SITES), sa_option(SA_OPT_SITE_RATE) ?: 1);
 }
 
+void sa_sites_after_fork_child(void) {
+  /* Threads that held these locks at the fork do not exist here. */
+  sa_lock_reset(&sites.lock);
+  for (int i = 0; i < STRIPES; i++) sa_lock_reset(&sites.stripes[i].lock);
+}
+
 /* ---- the snapshot ------------------------------------------------------- */
 
 static void copy_site(simalloc_snap_site *d, const simalloc_snap_site *s) {

@@ -52,6 +52,10 @@ uint32_t sa_site_of(const void *p);
  * Does nothing otherwise. */
 void sa_sites_report_leaks(void);
 
+/* In a forked child: frees the table locks that threads gone with the
+ * fork may have held. */
+void sa_sites_after_fork_child(void);
+
 /* For the snapshot (publish.c): fills the site and module sections of seg
  * (laid out with room for sa_sites_capacity() sites) and the header's
  * sites_mode, site_depth and sites_rate.  Takes the site table lock. */
