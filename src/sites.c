@@ -51,7 +51,11 @@
 #include "unwind.h"
 
 #define STRIPES 16
-#define BLOCKS_PER_SITE 64      /* block table entries per site table entry */
+/* Block table entries per site table entry: every block may be tracked
+ * with `all`; sampling tracks about one block per SIMALLOC_SITE_RATE live
+ * bytes, and a smaller table keeps its pages few. */
+#define BLOCKS_PER_SITE_ALL 64
+#define BLOCKS_PER_SITE_SAMPLE 8
 #define LEAKS_SHOWN 20          /* sites in the exit report */
 
 /* A block table entry: the payload address (16-byte aligned, below 2^48)
@@ -414,7 +418,8 @@ static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   if (depth < 1) depth = 1;
   if (depth > SIMALLOC_SITE_DEPTH) depth = SIMALLOC_SITE_DEPTH;
   uint32_t index_slots = pow2_at_least((uint64_t)max * 2);
-  uint32_t per_stripe = pow2_at_least((uint64_t)max * BLOCKS_PER_SITE / STRIPES);
+  uint64_t per_site = mode == SA_SITES_ALL ? BLOCKS_PER_SITE_ALL : BLOCKS_PER_SITE_SAMPLE;
+  uint32_t per_stripe = pow2_at_least((uint64_t)max * per_site / STRIPES);
   if (per_stripe < 64) per_stripe = 64;
   simalloc_snap_site *site = sa_os_reserve((size_t)max * sizeof *site);
   uint32_t *index = sa_os_reserve((size_t)index_slots * sizeof *index);
