@@ -58,6 +58,8 @@ void sa_os_futex_wake(uint32_t *word, int count, int shared) {
   errno = saved;
 }
 
+__thread char sa_self_marker __attribute__((tls_model("initial-exec")));
+
 /* The lock's slow paths live here because they sleep in the kernel. */
 void sa_lock_slow(sa_lock *l) {
   for (int spin = 0; spin < 100; spin++) {

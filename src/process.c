@@ -33,18 +33,27 @@ static int stats_fd = 2;  /* where SIMALLOC_STATS reports */
 
 void sa_tc_init_process(uint64_t key);
 
+/* Fork takes every heap lock, so that the child gets consistent heaps.  A
+ * lock this thread already holds (fork called from a signal handler that
+ * interrupted it inside the allocator) is left alone: in parent and child
+ * alike, the interrupted code finishes and releases it. */
+static char fork_took[SA_MAX_HEAPS];
+
 static void before_fork(void) {
   sa_tc_registry_lock();
-  for (int i = 0; i < sa_arena_g.nheaps; i++) sa_lock_acquire(&sa_arena_g.heaps[i].lock);
+  for (int i = 0; i < sa_arena_g.nheaps; i++)
+    fork_took[i] = (char)sa_lock_for_fork(&sa_arena_g.heaps[i].lock);
 }
 
 static void after_fork_parent(void) {
-  for (int i = sa_arena_g.nheaps - 1; i >= 0; i--) sa_lock_release(&sa_arena_g.heaps[i].lock);
+  for (int i = sa_arena_g.nheaps - 1; i >= 0; i--)
+    if (fork_took[i]) sa_lock_release(&sa_arena_g.heaps[i].lock);
   sa_tc_registry_unlock();
 }
 
 static void after_fork_child(void) {
-  for (int i = 0; i < sa_arena_g.nheaps; i++) sa_lock_reset(&sa_arena_g.heaps[i].lock);
+  for (int i = 0; i < sa_arena_g.nheaps; i++)
+    if (fork_took[i]) sa_lock_reset(&sa_arena_g.heaps[i].lock);
   sa_tc_after_fork_child();
   sa_snapshot_after_fork_child();
 }

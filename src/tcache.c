@@ -277,10 +277,14 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   errno = saved;
 }
 
-void sa_tc_registry_lock(void) { sa_lock_acquire(&registry_lock); }
-void sa_tc_registry_unlock(void) { sa_lock_release(&registry_lock); }
+static int fork_took_registry;
+void sa_tc_registry_lock(void) { fork_took_registry = sa_lock_for_fork(&registry_lock); }
+void sa_tc_registry_unlock(void) {
+  if (fork_took_registry) sa_lock_release(&registry_lock);
+}
 
 void sa_tc_after_fork_child(void) {
+  if (!fork_took_registry) return;  /* the interrupted code is changing it */
   sa_lock_reset(&registry_lock);
   sa_tcache *tc = registry;
   while (tc) {
