@@ -209,14 +209,23 @@ static int mode_sigfork(int forks) {
 
 static atomic_int busy_stop;
 
-/* Writes numbered lines into the pipe until told to stop. */
+/* Writes numbered lines into the pipe until told to stop.  Plain write(2),
+ * not stdio: a writer that held a FILE lock while blocked on a full pipe
+ * could deadlock with fflush(NULL) in glibc alone, whatever the allocator. */
 static void *feeder(void *arg) {
-  FILE *w = fdopen(*(int *)arg, "w");
-  for (unsigned long i = 0; w && !atomic_load(&busy_stop); i++)
-    if (fprintf(w, "line %lu %.*s\n", i, (int)(i % 300), "") < 0)
+  int fd = *(int *)arg;
+  char line[400];
+  for (unsigned long i = 0; !atomic_load(&busy_stop); i++) {
+    int n = snprintf(line, sizeof line, "line %lu %.*s\n", i, (int)(i % 300),
+                     "....................................................................."
+                     "....................................................................."
+                     "....................................................................."
+                     "....................................................................."
+                     "................................................................");
+    if (write(fd, line, (size_t)n) != n)
       break;
-  if (w)
-    fclose(w);
+  }
+  close(fd);
   return NULL;
 }
 

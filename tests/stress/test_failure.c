@@ -36,7 +36,7 @@ static unsigned long long value(const sp_result *r, const char *key) {
 static void arena_recovers(const sp_result *r, unsigned long long limit) {
   unsigned long long blocks = value(r, "blocks"), bytes = value(r, "bytes");
   cr_assert_gt(blocks, 0, "nothing could be allocated:\n%s", r->out);
-  cr_assert_eq(value(r, "again"), blocks, "after freeing, not as much could be allocated:\n%s",
+  cr_assert_geq(value(r, "again"), blocks, "after freeing, not as much could be allocated:\n%s",
                r->out);
   cr_assert_leq(bytes, limit, "allocated %llu bytes under a limit of %llu", bytes, limit);
 }
