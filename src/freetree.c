@@ -30,6 +30,7 @@ static inline void pull(const sa_freetree *t, uint32_t u) {
 void sa_tree_init(sa_freetree *t, uintptr_t origin, uint32_t seed) {
   t->origin = origin;
   t->root = 0;
+  t->found = 0;
   t->rng = seed ? seed : 0x9e3779b9u;
 }
 
@@ -73,15 +74,8 @@ static uint32_t merge(const sa_freetree *t, uint32_t a, uint32_t b) {
   return b;
 }
 
-/* A path from the root down to a slot: the links (root, or a parent's
- * left or right) that lead there.  Treap depth is O(log n) with
- * overwhelming probability; a deeper path means a damaged tree. */
-#define MAX_DEPTH 192
-
-typedef struct path {
-  int n;
-  uint32_t *link[MAX_DEPTH];
-} path;
+typedef sa_tree_path path;
+#define MAX_DEPTH SA_TREE_MAX_DEPTH
 
 static inline void step(path *p, uint32_t *link) {
   if (p->n == MAX_DEPTH) sa_fatal("free index damaged (too deep)");
@@ -100,20 +94,30 @@ static void fix_up(const sa_freetree *t, const path *p, int level) {
   }
 }
 
-/* The path to node x (which must be in the tree); its last link holds x. */
-static void path_to(const sa_freetree *t, uint32_t x, path *p) {
+/* The path to node x (which must be in the tree); its last link holds x.
+ * That is the remembered one if the last first fit found x, else it is
+ * built in *scratch.  Every change to the tree goes through here or
+ * through insert, which both forget the remembered first fit. */
+static path *path_to(sa_freetree *t, uint32_t x, path *scratch) {
+  if (t->found == x) {
+    t->found = 0;
+    return &t->found_path;
+  }
+  t->found = 0;
+  path *p = scratch;
   p->n = 0;
-  uint32_t *link = (uint32_t *)&t->root;
+  uint32_t *link = &t->root;
   for (;;) {
     step(p, link);
     uint32_t u = *link;
-    if (u == x) return;
+    if (u == x) return p;
     if (!u) sa_fatal("free index damaged (block missing)");
     link = x < u ? &NODE(t, u)->left : &NODE(t, u)->right;
   }
 }
 
 void sa_tree_insert(sa_freetree *t, uintptr_t b) {
+  t->found = 0;
   uint32_t x = UNIT(t, b);
   sa_node *nx = NODE(t, x);
   nx->prio = next_prio(t);
@@ -131,41 +135,45 @@ void sa_tree_insert(sa_freetree *t, uintptr_t b) {
 }
 
 void sa_tree_remove(sa_freetree *t, uintptr_t b) {
-  path p;
-  path_to(t, UNIT(t, b), &p);
-  uint32_t *link = p.link[p.n - 1];
+  path scratch, *p = path_to(t, UNIT(t, b), &scratch);
+  uint32_t *link = p->link[p->n - 1];
   sa_node *n = NODE(t, *link);
   *link = merge(t, n->left, n->right);
-  fix_up(t, &p, p.n - 2);
+  fix_up(t, p, p->n - 2);
 }
 
 void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
-  path p;
-  path_to(t, UNIT(t, old), &p);
-  *p.link[p.n - 1] = UNIT(t, nb);  /* nb's node already holds old's links */
-  fix_up(t, &p, p.n - 1);
+  path scratch, *p = path_to(t, UNIT(t, old), &scratch);
+  *p->link[p->n - 1] = UNIT(t, nb);  /* nb's node already holds old's links */
+  fix_up(t, p, p->n - 1);
 }
 
 void sa_tree_resized(sa_freetree *t, uintptr_t b) {
-  path p;
-  path_to(t, UNIT(t, b), &p);
-  fix_up(t, &p, p.n - 1);
+  path scratch, *p = path_to(t, UNIT(t, b), &scratch);
+  fix_up(t, p, p->n - 1);
 }
 
-uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
+uintptr_t sa_tree_first_fit(sa_freetree *t, size_t size) {
   uint32_t want = (uint32_t)(size >> SA_UNIT_SHIFT);
-  uint32_t u = t->root;
-  if (!u || NODE(t, u)->max < want) return 0;
+  path *p = &t->found_path;
+  p->n = 0;
+  t->found = 0;
+  uint32_t *link = &t->root;
+  if (!*link || NODE(t, *link)->max < want) return 0;
   for (;;) {
+    step(p, link);
+    uint32_t u = *link;
     sa_node *n = NODE(t, u);
-    if (n->left && NODE(t, n->left)->max >= want)
-      u = n->left;
-    else if (units_of(t, u) >= want)
+    if (n->left && NODE(t, n->left)->max >= want) {
+      link = &n->left;
+    } else if (units_of(t, u) >= want) {
+      t->found = u;
       return t->origin + ((uintptr_t)u << SA_UNIT_SHIFT);
-    else if (n->right && NODE(t, n->right)->max >= want)
-      u = n->right;
-    else
+    } else if (n->right && NODE(t, n->right)->max >= want) {
+      link = &n->right;
+    } else {
       return 0;  /* maxima disagree with sizes: the caller reports it */
+    }
   }
 }
 

@@ -17,10 +17,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A path from the root down to a node: the links (the root, or a parent's
+ * left or right) that lead there.  Treap depth is O(log n) with
+ * overwhelming probability; a deeper path means a damaged tree. */
+#define SA_TREE_MAX_DEPTH 192
+
+typedef struct sa_tree_path {
+  int n;
+  uint32_t *link[SA_TREE_MAX_DEPTH];
+} sa_tree_path;
+
 typedef struct sa_freetree {
   uintptr_t origin;  /* address of unit offset 0; no block starts there */
   uint32_t root;
   uint32_t rng;      /* xorshift state for priorities */
+  uint32_t found;    /* the node the last first fit found, until a change */
+  sa_tree_path found_path;
 } sa_freetree;
 
 void sa_tree_init(sa_freetree *t, uintptr_t origin, uint32_t seed);
@@ -33,8 +45,10 @@ void sa_tree_remove(sa_freetree *t, uintptr_t b);
 void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb);
 /* b's size changed (its address did not). */
 void sa_tree_resized(sa_freetree *t, uintptr_t b);
-/* Lowest-addressed free block of at least size bytes, or 0. */
-uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size);
+/* Lowest-addressed free block of at least size bytes, or 0.  Remembers
+ * the way there, so that taking the block out or replacing it next costs
+ * no second descent. */
+uintptr_t sa_tree_first_fit(sa_freetree *t, size_t size);
 size_t sa_tree_largest(const sa_freetree *t);
 
 /* Checks order, subtree maxima and priorities; calls visit(b, ctx) for

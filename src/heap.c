@@ -226,7 +226,7 @@ static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
 }
 
 /* The lowest-addressed free block of at least need bytes, or 0. */
-static uintptr_t find(const sa_heap *h, size_t need) {
+static uintptr_t find(sa_heap *h, size_t need) {
   if (need > SA_MAX_BLOCK) return 0;  /* no block can be that large */
   uintptr_t f = sa_tree_first_fit(&h->tree, need);
   if (!f) {
