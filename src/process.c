@@ -40,6 +40,7 @@ void sa_tc_init_process(uint64_t key);
 static char fork_took[SA_MAX_HEAPS];
 
 static void before_fork(void) {
+  sa_sites_fork_prepare();
   sa_tc_registry_lock();
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     fork_took[i] = (char)sa_lock_for_fork(&sa_arena_g.heaps[i].lock);
@@ -49,12 +50,14 @@ static void after_fork_parent(void) {
   for (int i = sa_arena_g.nheaps - 1; i >= 0; i--)
     if (fork_took[i]) sa_lock_release(&sa_arena_g.heaps[i].lock);
   sa_tc_registry_unlock();
+  sa_sites_fork_parent();
 }
 
 static void after_fork_child(void) {
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     if (fork_took[i]) sa_lock_reset(&sa_arena_g.heaps[i].lock);
   sa_tc_after_fork_child();
+  sa_sites_after_fork_child();
   sa_snapshot_after_fork_child();
 }
 
@@ -185,7 +188,10 @@ static void print_stats(void) {
 }
 
 __attribute__((constructor)) static void process_init(void) {
-  if (sa_process_ready()) sa_snapshot_start();
+  if (!sa_process_ready()) return;
+  sa_sites_arm();
+  sa_tc.sample_left = sa_sites_first_countdown();  /* this thread's first sample */
+  sa_snapshot_start();
 }
 
 __attribute__((destructor)) static void process_exit(void) {

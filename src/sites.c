@@ -37,7 +37,6 @@
 #include "sites.h"
 
 #include <fcntl.h>
-#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,7 +77,8 @@ typedef struct stripe {
 } __attribute__((aligned(64))) stripe;
 
 static struct {
-  int mode;                     /* SA_SITES_*; OFF until ready */
+  int mode;                     /* SA_SITES_*; OFF until armed */
+  int wanted;                   /* the mode asked for, once the tables are set up */
   int depth;                    /* frames kept per stack */
   uint64_t rate;                /* mean bytes between samples */
   uint32_t max;                 /* site table entries, ids 0 .. max-1 */
@@ -110,10 +110,38 @@ static uint64_t next_random(void) {
   return x * UINT64_C(0x2545f4914f6cdd1d);
 }
 
+/* Natural logarithm of x > 0, to about 1e-7 relative: x = m * 2^e with m
+ * in [1, 2), ln m = 2 atanh((m - 1) / (m + 1)) by its series (no libm, so
+ * that the library needs nothing more than libc). */
+static double ln(double x) {
+  union { double d; uint64_t u; } v = {x};
+  int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+  v.u = (v.u & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1023) << 52);
+  double z = (v.d - 1) / (v.d + 1), z2 = z * z;
+  double series = z * (2 + z2 * (2.0 / 3 + z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9 + z2 * (2.0 / 11))))));
+  return e * 0.69314718055994530942 + series;
+}
+
+/* 1 - e^-x for x >= 0, without cancellation for small x. */
+static double one_minus_exp_neg(double x) {
+  if (x < 1e-4) return x * (1 - x * (0.5 - x / 6));
+  if (x > 40) return 1;
+  /* e^-x = 2^-(x / ln 2): split into an integer power and a small rest */
+  double y = x / 0.69314718055994530942;
+  int k = (int)y;
+  double r = (y - k) * 0.69314718055994530942, t = 1, term = 1;  /* e^-r, r in [0, ln 2) */
+  for (int i = 1; i < 18; i++) {
+    term *= -r / i;
+    t += term;
+  }
+  union { double d; uint64_t u; } scale = {.u = (uint64_t)(1023 - k) << 52};
+  return 1 - t * scale.d;
+}
+
 /* An exponential draw of mean rate, at least 1. */
 static int64_t next_interval(uint64_t rate) {
   double u = (double)((next_random() >> 11) + 1) * 0x1p-53;  /* (0, 1] */
-  double v = -log(u) * (double)rate;
+  double v = -ln(u) * (double)rate;
   if (v >= 0x1p62) return INT64_C(1) << 62;
   return v < 1 ? 1 : (int64_t)v;
 }
@@ -126,7 +154,7 @@ static int64_t countdown_for(int mode, uint64_t rate) {
 
 uint64_t sa_sites_weight(size_t size) {
   if (sites.mode != SA_SITES_SAMPLE) return size;
-  double p = -expm1(-(double)size / (double)sites.rate);
+  double p = one_minus_exp_neg((double)size / (double)sites.rate);
   double w = p > 0 ? (double)size / p : (double)sites.rate;
   return w < (double)size ? size : (uint64_t)(w + 0.5);
 }
@@ -436,8 +464,13 @@ static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   site[SIMALLOC_SITE_OTHER].id = SIMALLOC_SITE_OTHER;
   sites.depth = depth;
   sites.rate = rate ? rate : 1;
-  __atomic_store_n(&sites.mode, mode, __ATOMIC_RELEASE);
+  sites.wanted = mode;
   return 0;
+}
+
+/* Starts recording, once the unwinder is loaded (sa_sites_arm). */
+static void arm(void) {
+  __atomic_store_n(&sites.mode, sites.wanted, __ATOMIC_RELEASE);
 }
 
 void sa_sites_init(void) {
@@ -449,7 +482,6 @@ void sa_sites_init(void) {
   int mode = (int)sa_option(SA_OPT_SITES);
   if (mode == SA_SITES_OFF) return;
   find_own_code();
-  sa_unwind_init();
   if (setup(mode, sa_option(SA_OPT_SITE_RATE), (int)sa_option(SA_OPT_SITE_DEPTH),
             (uint32_t)sa_option(SA_OPT_SITE_MAX)) != 0) {
     static const char msg[] = "simalloc: no memory for the site tables; SIMALLOC_SITES is off\n";
@@ -457,15 +489,38 @@ void sa_sites_init(void) {
   }
 }
 
+void sa_sites_arm(void) {
+  if (!sites.wanted || sites.mode) return;
+  if (sa_unwind_init() != 0) {
+    static const char msg[] = "simalloc: libunwind.so.8 cannot be loaded; SIMALLOC_SITES is off\n";
+    sa_os_write(2, msg, sizeof msg - 1);
+    return;
+  }
+  arm();
+}
+
 int64_t sa_sites_first_countdown(void) {
-  sa_options_load();
-  return countdown_for((int)sa_option(SA_OPT_SITES), sa_option(SA_OPT_SITE_RATE) ?: 1);
+  return countdown_for(__atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE), sites.rate);
+}
+
+/* Fork takes the table locks like the heap locks (see process.c). */
+static char fork_took[1 + STRIPES];
+
+void sa_sites_fork_prepare(void) {
+  fork_took[0] = (char)sa_lock_for_fork(&sites.lock);
+  for (int i = 0; i < STRIPES; i++) fork_took[1 + i] = (char)sa_lock_for_fork(&sites.stripes[i].lock);
+}
+
+void sa_sites_fork_parent(void) {
+  for (int i = STRIPES - 1; i >= 0; i--)
+    if (fork_took[1 + i]) sa_lock_release(&sites.stripes[i].lock);
+  if (fork_took[0]) sa_lock_release(&sites.lock);
 }
 
 void sa_sites_after_fork_child(void) {
-  /* Threads that held these locks at the fork do not exist here. */
-  sa_lock_reset(&sites.lock);
-  for (int i = 0; i < STRIPES; i++) sa_lock_reset(&sites.stripes[i].lock);
+  for (int i = 0; i < STRIPES; i++)
+    if (fork_took[1 + i]) sa_lock_reset(&sites.stripes[i].lock);
+  if (fork_took[0]) sa_lock_reset(&sites.lock);
 }
 
 /* ---- the snapshot ------------------------------------------------------- */
@@ -579,7 +634,9 @@ void sa_sites_report_leaks(void) {
 int sa_sites_test_setup(int mode, uint64_t rate, int depth, uint32_t max) {
   __atomic_store_n(&sites.mode, SA_SITES_OFF, __ATOMIC_RELEASE);
   sites.site = NULL;  /* the old tables are left behind */
-  return setup(mode, rate, depth, max);
+  int r = setup(mode, rate, depth, max);
+  if (r == 0) arm();  /* the tests record given stacks: no unwinder needed */
+  return r;
 }
 
 uint32_t sa_sites_test_record(void *p, size_t block_size, const uintptr_t *frames, int n) {

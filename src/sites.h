@@ -30,6 +30,15 @@ enum { SA_SITES_OFF = 0, SA_SITES_SAMPLE = 1, SA_SITES_ALL = 2 };
  * Called once by process start-up, after the heaps are ready. */
 void sa_sites_init(void);
 
+/* Loads the unwinder (libunwind, only now and only if sites are wanted, so
+ * that a process with sites off maps nothing more) and starts recording.
+ * Called from the library's constructor, outside any allocation. */
+void sa_sites_arm(void);
+
+/* Fork: the table locks, taken and released like the heap locks. */
+void sa_sites_fork_prepare(void);
+void sa_sites_fork_parent(void);
+
 /* The first countdown of a new thread: INT64_MAX when sites are off. */
 int64_t sa_sites_first_countdown(void);
 

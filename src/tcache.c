@@ -263,8 +263,9 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
     hd = *blk_head_ptr(a - SA_PAYLOAD);
   }
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    /* The fast path found the list full (or the cache new): make room. */
-    flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
+    /* The fast path found the list full, the cache new or the block
+     * tracked: make room if needed. */
+    if (tc->count[c] >= tc->cap[c]) flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
     push(tc, p, c);
     account(tc);
   } else if (sound && h != tc->heap) {

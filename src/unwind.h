@@ -9,7 +9,8 @@
 #define SA_UNWIND_MAX 48
 
 /* Sets up the unwinder (per-thread caching).  Once, at start-up. */
-void sa_unwind_init(void);
+/* Loads libunwind and sets per-thread caching; 0, or -1 if unavailable. */
+int sa_unwind_init(void);
 
 /* Fills frames[0 .. return value) with the return addresses of the calling
  * thread's stack, innermost first, at most max.  frames[0] is in the
