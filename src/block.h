@@ -70,6 +70,11 @@ typedef struct sa_node {
 } sa_node;
 
 static inline uint64_t *blk_head_ptr(uintptr_t b) { return (uint64_t *)(b + 8); }
+/* A head as it is now: used blocks' heads may change under another thread
+ * (blk_set_flag), so they are read atomically. */
+static inline uint64_t blk_head(uintptr_t b) {
+  return __atomic_load_n(blk_head_ptr(b), __ATOMIC_RELAXED);
+}
 static inline uint64_t *blk_foot_of_prev(uintptr_t b) { return (uint64_t *)b; }
 static inline sa_node *blk_node(uintptr_t b) { return (sa_node *)(b + SA_PAYLOAD); }
 static inline void *blk_payload(uintptr_t b) { return (void *)(b + SA_PAYLOAD); }

@@ -12,7 +12,7 @@
 #define UNIT(t, b) ((uint32_t)(((b) - (t)->origin) >> SA_UNIT_SHIFT))
 
 static inline uint32_t units_of(const sa_freetree *t, uint32_t u) {
-  return head_units(*blk_head_ptr(t->origin + ((uintptr_t)u << SA_UNIT_SHIFT)));
+  return head_units(blk_head(t->origin + ((uintptr_t)u << SA_UNIT_SHIFT)));
 }
 
 static inline uint32_t max_of(const sa_freetree *t, uint32_t u) {

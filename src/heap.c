@@ -34,7 +34,7 @@
 
 /* ---- small accessors ---------------------------------------------------- */
 
-static inline uint64_t head(uintptr_t b) { return *blk_head_ptr(b); }
+static inline uint64_t head(uintptr_t b) { return blk_head(b); }
 
 static inline void set_head(const sa_heap *h, uintptr_t b, size_t size, uint64_t flags) {
   *blk_head_ptr(b) = head_make(b, size, flags, h->key);

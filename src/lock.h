@@ -1,9 +1,12 @@
-/* lock.h - a small futex mutex.
+/* lock.h - a small futex mutex that knows its holder.
  *
- * States: 0 unlocked, 1 locked, 2 locked with (possible) waiters.  The
- * uncontended lock and unlock are one atomic instruction each; only a
- * contended lock or an unlock with waiters enters the kernel.  It needs no
- * initialisation beyond zeroing, works in a forked child once unlocked, and
+ * The lock word is 0 when free, else the holder's thread id, with
+ * SA_LOCK_WAITERS set once another thread may be asleep on it.  Taking and
+ * releasing are one atomic instruction each when uncontended; only a
+ * contended lock or a release with waiters enters the kernel.  Because the
+ * holder is part of the word, fork (even from a signal handler that
+ * interrupted this thread inside the allocator) can always tell whether
+ * this thread holds a lock.  It needs no initialisation beyond zeroing and
  * never allocates.
  */
 #ifndef SA_LOCK_H
@@ -11,54 +14,54 @@
 
 #include <stdint.h>
 
+#define SA_LOCK_WAITERS UINT32_C(0x80000000)
+
 typedef struct sa_lock {
   uint32_t v;
-  uintptr_t owner;  /* sa_self() of the holder, for fork from a signal handler */
 } sa_lock;
 
 void sa_lock_slow(sa_lock *l);
 void sa_unlock_slow(sa_lock *l);
+uint32_t sa_self_slow(void);
 
-/* A number that tells this thread from the others (and stays the same in
- * a forked child): the address of a thread-local byte. */
-extern __thread char sa_self_marker __attribute__((tls_model("initial-exec")));
-static inline uintptr_t sa_self(void) { return (uintptr_t)&sa_self_marker; }
+/* This thread's id, cached (the cache survives into a forked child, which
+ * is what fork needs: the interrupted code took its locks under it). */
+extern __thread uint32_t sa_self_id __attribute__((tls_model("initial-exec")));
+static inline uint32_t sa_self(void) {
+  uint32_t id = sa_self_id;
+  return __builtin_expect(id != 0, 1) ? id : sa_self_slow();
+}
 
 static inline void sa_lock_acquire(sa_lock *l) {
   uint32_t expected = 0;
-  if (!__atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE,
+  if (!__atomic_compare_exchange_n(&l->v, &expected, sa_self(), 0, __ATOMIC_ACQUIRE,
                                    __ATOMIC_RELAXED))
     sa_lock_slow(l);
-  l->owner = sa_self();
 }
 
 static inline void sa_lock_release(sa_lock *l) {
-  l->owner = 0;
-  if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) != 1)
+  if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) & SA_LOCK_WAITERS)
     sa_unlock_slow(l);
 }
 
 /* Takes the lock only if it is free; 1 if taken. */
 static inline int sa_lock_try(sa_lock *l) {
   uint32_t expected = 0;
-  if (!__atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-    return 0;
-  l->owner = sa_self();
-  return 1;
+  return __atomic_compare_exchange_n(&l->v, &expected, sa_self(), 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED);
 }
 
 /* For fork, which may run in a signal handler that interrupted this very
  * thread inside the allocator: takes the lock unless this thread already
  * holds it; returns 1 if it took it (and must release it after the fork). */
 static inline int sa_lock_for_fork(sa_lock *l) {
-  if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) && l->owner == sa_self()) return 0;
+  if ((__atomic_load_n(&l->v, __ATOMIC_RELAXED) & ~SA_LOCK_WAITERS) == sa_self()) return 0;
   sa_lock_acquire(l);
   return 1;
 }
 
 /* For fork: the child resets locks it inherited in the locked state. */
 static inline void sa_lock_reset(sa_lock *l) {
-  l->owner = 0;
   __atomic_store_n(&l->v, 0, __ATOMIC_RELAXED);
 }
 

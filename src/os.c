@@ -58,20 +58,38 @@ void sa_os_futex_wake(uint32_t *word, int count, int shared) {
   errno = saved;
 }
 
-__thread char sa_self_marker __attribute__((tls_model("initial-exec")));
+__thread uint32_t sa_self_id __attribute__((tls_model("initial-exec")));
+
+uint32_t sa_self_slow(void) {
+  return sa_self_id = (uint32_t)syscall(SYS_gettid);
+}
 
 /* The lock's slow paths live here because they sleep in the kernel. */
 void sa_lock_slow(sa_lock *l) {
+  uint32_t me = sa_self();
   for (int spin = 0; spin < 100; spin++) {
     uint32_t expected = 0;
     if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
-        __atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE,
+        __atomic_compare_exchange_n(&l->v, &expected, me, 0, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED))
       return;
     __builtin_ia32_pause();
   }
-  while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
-    sa_os_futex_wait(&l->v, 2, 0, -1);
+  for (;;) {
+    uint32_t v = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
+    if (v == 0) {
+      /* Taken with the waiters bit: others may still sleep on it. */
+      if (__atomic_compare_exchange_n(&l->v, &v, me | SA_LOCK_WAITERS, 0, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED))
+        return;
+      continue;
+    }
+    if (!(v & SA_LOCK_WAITERS) &&
+        !__atomic_compare_exchange_n(&l->v, &v, v | SA_LOCK_WAITERS, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+      continue;
+    sa_os_futex_wait(&l->v, v | SA_LOCK_WAITERS, 0, -1);
+  }
 }
 
 void sa_unlock_slow(sa_lock *l) {

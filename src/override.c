@@ -92,7 +92,7 @@ SA_API void *realloc(void *p, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  uint64_t hd = *blk_head_ptr((uintptr_t)p - SA_PAYLOAD);
+  uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
   int done = sa_heap_resize_in_place(h, p, n);
   if (done < 0) {
     errno = EINVAL;
@@ -101,7 +101,7 @@ SA_API void *realloc(void *p, size_t n) {
   if (done) {
     if (hd & SA_TRACKED) {
       int saved = errno;
-      sa_site_resized(p, head_size(hd), head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
+      sa_site_resized(p, head_size(hd), head_size(blk_head((uintptr_t)p - SA_PAYLOAD)));
       errno = saved;
     }
     return p;

@@ -36,10 +36,19 @@ void sa_tc_init_process(uint64_t key);
 /* Fork takes every heap lock, so that the child gets consistent heaps.  A
  * lock this thread already holds (fork called from a signal handler that
  * interrupted it inside the allocator) is left alone: in parent and child
- * alike, the interrupted code finishes and releases it. */
+ * alike, the interrupted code finishes and releases it.
+ *
+ * glibc's fork takes its stdio list lock after these handlers, and
+ * fflush(NULL) holds that lock while it waits for a stream whose holder may
+ * be waiting for a heap lock (getline growing its buffer): so we take the
+ * list lock first (it is recursive), and give it back in the parent; in the
+ * child glibc resets it itself. */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
 static char fork_took[SA_MAX_HEAPS];
 
 static void before_fork(void) {
+  _IO_list_lock();
   sa_sites_fork_prepare();
   sa_tc_registry_lock();
   for (int i = 0; i < sa_arena_g.nheaps; i++)
@@ -51,6 +60,7 @@ static void after_fork_parent(void) {
     if (fork_took[i]) sa_lock_release(&sa_arena_g.heaps[i].lock);
   sa_tc_registry_unlock();
   sa_sites_fork_parent();
+  _IO_list_unlock();
 }
 
 static void after_fork_child(void) {

@@ -142,7 +142,7 @@ static int fill_block(const sa_block_info *b, void *arg) {
 static uintptr_t listed_end(sa_heap *h, int include_top) {
   if (include_top) return h->epilogue;
   uint64_t last = *blk_foot_of_prev(h->epilogue);
-  uint64_t eh = *blk_head_ptr(h->epilogue);
+  uint64_t eh = blk_head(h->epilogue);
   if (eh & SA_PREV_USED) return h->epilogue;
   return h->epilogue - last;
 }

@@ -184,7 +184,7 @@ __attribute__((noinline)) void *sa_tc_sample(void *p, size_t block_size) {
 /* sa_tc_counted for a block of any size, or NULL. */
 static void *counted(sa_tcache *tc, void *p) {
   if (!p) return NULL;
-  return sa_tc_counted(tc, p, head_size(*blk_head_ptr((uintptr_t)p - SA_PAYLOAD)));
+  return sa_tc_counted(tc, p, head_size(blk_head((uintptr_t)p - SA_PAYLOAD)));
 }
 
 static sa_tcache *current(void) {
@@ -260,7 +260,7 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
               head_size(hd) >= SA_MIN_BLOCK && next_sound(a - SA_PAYLOAD + head_size(hd));
   if (sound && (hd & SA_TRACKED)) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
-    hd = *blk_head_ptr(a - SA_PAYLOAD);
+    hd = blk_head(a - SA_PAYLOAD);
   }
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
     /* The fast path found the list full, the cache new or the block

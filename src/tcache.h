@@ -93,14 +93,14 @@ static inline void *sa_tc_malloc(size_t n) {
 /* The head after a used block must be intact: a write past the block's
  * end is caught here, at its free. */
 static inline int next_sound(uintptr_t n) {
-  uint64_t nh = *blk_head_ptr(n);
+  uint64_t nh = blk_head(n);
   return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
 }
 
 /* p is non-NULL and inside the arena. */
 static inline void sa_tc_free(void *p) {
   uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
-  uint64_t hd = *blk_head_ptr(b);
+  uint64_t hd = blk_head(b);
   uint64_t tag = blk_cache_tag(a, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;

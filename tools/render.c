@@ -526,6 +526,7 @@ static void spread(bar_cell *cells, int n, uint64_t start, uint64_t end,
 static void map_heap(const snap_view *v, const simalloc_snap_heap *hp, uint64_t start,
                      uint64_t end, bar_cell *cells, int n) {
   uint64_t cb = v->h->map_cell_bytes, ms = hp->map_start, me = ms + (hp->end - hp->start);
+  if (cb == 0 || v->h->map_cells == 0) return;  /* no map to draw from */
   for (uint64_t k = ms / cb; k < v->h->map_cells && k * cb < me; k++) {
     const simalloc_snap_cell *c = &v->map[k];
     uint64_t lo = k * cb > ms ? k * cb : ms, hi = k * cb + cb < me ? k * cb + cb : me;

@@ -56,7 +56,7 @@ static enum snap_status fail(snap_error *err, enum snap_status st,
 static int section_fits(uint64_t off, uint64_t n, uint64_t esz, uint64_t hdr,
                         uint64_t seg) {
   if (n == 0)
-    return 1;
+    return off <= seg;  /* empty, but its pointer must still be in bounds */
   if (off % 8 != 0 || off < hdr || off > seg)
     return 0;
   return n <= (seg - off) / esz;
