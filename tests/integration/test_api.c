@@ -42,6 +42,7 @@ API_TEST(free_preserves_errno, "free-errno", "ok", 1)
 API_TEST(usable_size_is_writable, "usable", "blocks", 600)
 API_TEST(calloc_zeroes_reused_memory, "calloc", "ok", 1)
 API_TEST(free_sized_and_free_aligned_sized, "sized", "ok", 1)
+API_TEST(reallocarray_overflow_and_growth, "reallocarray", "ok", 1)
 
 Test(api, realloc_shrinks_in_place) {
   it_result r = api("realloc-shrink", NULL, NULL);

@@ -49,6 +49,14 @@ Test(misuse, realloc_of_foreign_mmap) {
   expect_report("realloc-mmap", "simalloc: realloc(): invalid pointer 0x");
 }
 
+Test(misuse, free_of_misaligned_pointer) {
+  expect_report("free-misaligned", "simalloc: free(): invalid pointer 0x");
+}
+
+Test(misuse, realloc_of_misaligned_pointer) {
+  expect_report("realloc-misaligned", "simalloc: realloc(): invalid pointer 0x");
+}
+
 Test(misuse, double_free) {
   expect_report("double-free", "simalloc: free(): double free 0x");
 }

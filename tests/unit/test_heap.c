@@ -542,3 +542,15 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
   (void)guard2;
   munmap(mem, size);
 }
+
+Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
+  void *a = alloc(1000), *guard = alloc(16), *b = alloc(3000);
+  alloc(16);
+  (void)guard;
+  release(a);
+  release(b);
+  /* the root claims a fit of 100000 bytes that no block has */
+  sa_node *root = blk_node(heap.tree.origin + ((uintptr_t)heap.tree.root << SA_UNIT_SHIFT));
+  root->max = (uint32_t)(100000 >> SA_UNIT_SHIFT);
+  sa_heap_alloc(&heap, 50000);
+}

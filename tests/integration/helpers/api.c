@@ -394,6 +394,25 @@ static int cmd_calloc(void) {
 
 /* free_sized and free_aligned_sized are C23; glibc before 2.39 has no
  * declaration, so look them up at run time. */
+static int cmd_reallocarray(void) {
+  void *(*ra)(void *, size_t, size_t) =
+      (void *(*)(void *, size_t, size_t))dlsym(RTLD_DEFAULT, "reallocarray");
+  CHECK(ra != NULL, "reallocarray not found");
+  char *p = ra(NULL, 10, 10);
+  CHECK(p != NULL, "reallocarray(NULL, 10, 10)");
+  memset(p, 7, 100);
+  volatile size_t big = SIZE_MAX / 2 + 1;
+  errno = 0;
+  void *q = ra(p, big, 2);
+  CHECK(q == NULL && errno == ENOMEM, "reallocarray overflow gave %p errno %d", q, errno);
+  CHECK(p[0] == 7 && p[99] == 7, "block damaged by a failed reallocarray");
+  p = ra(p, 1000, 4);
+  CHECK(p != NULL && p[99] == 7, "reallocarray growth lost data");
+  free(p);
+  printf("ok=1\n");
+  return 0;
+}
+
 static int cmd_sized(void) {
   void (*fs)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
   void (*fas)(void *, size_t, size_t) =
@@ -505,6 +524,7 @@ static const struct command commands[] = {
   {"usable", cmd_usable},
   {"calloc", cmd_calloc},
   {"sized", cmd_sized},
+  {"reallocarray", cmd_reallocarray},
   {"stats", cmd_stats},
 };
 

@@ -30,6 +30,11 @@ static void announce(const void *p) {
 static void *bad_pointer(const char *kind, char *stack) {
   if (strcmp(kind, "stack") == 0)
     return stack + 32;
+  if (strcmp(kind, "misaligned") == 0) {
+    char *p = malloc(256);
+    CHECK(p != NULL, "malloc(256)");
+    return p + 1;
+  }
   if (strcmp(kind, "interior") == 0) {
     char *p = malloc(256);
     CHECK(p != NULL, "malloc(256)");
