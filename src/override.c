@@ -92,7 +92,15 @@ SA_API void *realloc(void *p, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
+  /* Still fits, with little to give back: nothing to do, no lock.  (A
+   * bad pointer fails these checks and is reported below.) */
+  uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
+  uint64_t hd = blk_head(b);
+  size_t size = head_size(hd);
+  if (n <= size - SA_OVERHEAD && size - blk_size_for(n) < 64 + size / 8 &&
+      !((uintptr_t)p & (SA_ALIGN - 1)) && (hd & SA_USED) && head_valid(b, hd, sa_tc_key) &&
+      *blk_tag_ptr(p) != blk_cache_tag((uintptr_t)p, sa_tc_key))
+    return p;
   int done = sa_heap_resize_in_place(h, p, n);
   if (done < 0) {
     errno = EINVAL;

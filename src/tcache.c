@@ -16,6 +16,9 @@ uint64_t sa_tc_key;
 
 #define REFILL_MAX 32
 
+/* Each cache class has a remote list of its own (heap.h). */
+_Static_assert(SA_TC_CLASSES < SA_REMOTE_LISTS, "a remote list per cache class");
+
 static sa_lock registry_lock;
 static sa_tcache *registry;
 static pthread_key_t exit_key;
