@@ -565,6 +565,28 @@ void *sa_heap_alloc_locked(sa_heap *h, size_t block_size) {
   return b ? blk_payload(b) : NULL;
 }
 
+int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max) {
+  uintptr_t f = find(h, size);
+  if (!f) return 0;
+  /* Every hole below f is too small, so repeated first fits would carve
+   * f's remainder again and again while it holds a block: do it at once. */
+  uint64_t fh = head(f);
+  size_t fsize = head_size(fh), n = fsize / size;
+  if (n > (size_t)max) n = (size_t)max;
+  if (n > 1 && fsize - n * size != 0 && fsize - n * size < SA_MIN_BLOCK) n--;
+  size_t got = claim(h, f, n * size, fh);
+  uint64_t prev = fh & SA_PREV_USED;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t b = f + i * size;
+    size_t bs = i + 1 < n ? size : got - (n - 1) * size;  /* the last may absorb a crumb */
+    set_head(h, b, bs, SA_USED | prev);
+    account_used(h, bs);
+    out[i] = blk_payload(b);
+    prev = SA_PREV_USED;
+  }
+  return (int)n;
+}
+
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
   uintptr_t b = checked_used(h, p, call);
   if (b) free_locked(h, b, p, call);

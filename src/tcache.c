@@ -220,14 +220,21 @@ void *sa_tc_malloc_slow(size_t n) {
   sa_count(SA_CALL_REFILL);
   size_t extra = tc->cap[c] / 2;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
+  void *got[REFILL_MAX + 1];
+  int want = (int)extra + 1, have = 0, run;
   sa_heap_lock(h);
-  void *p = sa_heap_alloc_locked(h, c << 4);
-  for (size_t i = 0; p && i < extra; i++) {
-    void *q = sa_heap_alloc_locked(h, c << 4);
-    if (!q) break;
-    push(tc, q, c);
+  while (have < want && (run = sa_heap_alloc_run_locked(h, c << 4, got + have, want - have)) > 0)
+    have += run;
+  for (int i = 1; i < have; i++) {
+    /* A run's last block may be a crumb larger than the class. */
+    size_t k = sa_tc_class(head_size(blk_head((uintptr_t)got[i] - SA_PAYLOAD)));
+    if (k < SA_TC_CLASSES && tc->count[k] < tc->cap[k])
+      push(tc, got[i], k);
+    else
+      sa_heap_free_locked(h, got[i], "free");
   }
   sa_heap_unlock(h);
+  void *p = have ? got[0] : NULL;
   account(tc);
   return counted(tc, p ? p : alloc_anywhere(h, n, 0, 0));
 }
