@@ -554,3 +554,27 @@ Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
   root->max = (uint32_t)(100000 >> SA_UNIT_SHIFT);
   sa_heap_alloc(&heap, 50000);
 }
+
+Test(heap, a_run_of_blocks_is_what_repeated_first_fits_give) {
+  char *small = alloc(40), *g1 = alloc(16);  /* a hole too small for 80 */
+  void *hole[5];
+  for (int i = 0; i < 5; i++) hole[i] = alloc(72);  /* 80-byte blocks */
+  alloc(16);
+  release(small);
+  for (int i = 0; i < 5; i++) release(hole[i]);      /* one hole of 400 */
+  (void)g1;
+  void *out[8];
+  sa_heap_lock(&heap);
+  int n = sa_heap_alloc_run_locked(&heap, 80, out, 8);
+  sa_heap_unlock(&heap);
+  cr_assert_eq(n, 5, "the lowest fitting hole holds five");
+  for (int i = 0; i < 5; i++) cr_assert_eq(out[i], hole[i]);
+  assert_sound();
+  sa_heap_lock(&heap);
+  n = sa_heap_alloc_run_locked(&heap, 80, out, 3);
+  sa_heap_unlock(&heap);
+  cr_assert_eq(n, 3, "then the top");
+  cr_assert_eq((char *)out[1] - (char *)out[0], 80);
+  cr_assert_eq(heap.st.used_blocks, 2 + 5 + 1 + 3);
+  assert_sound();
+}
