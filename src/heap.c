@@ -560,11 +560,6 @@ void sa_heap_unlock(sa_heap *h) {
   sa_lock_release(&h->lock);
 }
 
-void *sa_heap_alloc_locked(sa_heap *h, size_t block_size) {
-  uintptr_t b = alloc_locked(h, block_size, NULL);
-  return b ? blk_payload(b) : NULL;
-}
-
 int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max) {
   uintptr_t f = find(h, size);
   if (!f) return 0;

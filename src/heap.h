@@ -92,7 +92,6 @@ int sa_heap_contains(const sa_heap *h, const void *p);
  * sa_heap_lock also returns the blocks waiting on the remote list. */
 void sa_heap_lock(sa_heap *h);
 void sa_heap_unlock(sa_heap *h);
-void *sa_heap_alloc_locked(sa_heap *h, size_t block_size);  /* NULL if none */
 /* Up to max blocks of size bytes, as max first fits in a row would give
  * them, with one search of the index; returns how many (0: none fits).
  * Only out[n-1] may be larger than size (by less than SA_MIN_BLOCK). */
