@@ -296,10 +296,13 @@ static int dump_list(const dump_opts *o) {
   emit_begin(&e);
   emit_list(&e, "processes", "processes under libsimalloc",
             "           pid            used            free   fragmentation  executable");
+  /* Each process publishes when asked: ask, but do not wait long for one
+   * that does not answer (it is then listed as it last published). */
+  snap_open_opts so = {1, 200};
   for (int i = 0; i < n; i++) {
     snap_view v;
     snap_error err;
-    if (snap_open(&v, ents[i].pid, NULL, &err) != SNAP_OK)
+    if (snap_open(&v, ents[i].pid, &so, &err) != SNAP_OK)
       continue;   /* exited meanwhile, or not readable: not listed */
     emit_row(&e);
     emit_i64(&e, "pid", NULL, v.h->pid);

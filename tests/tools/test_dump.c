@@ -153,7 +153,11 @@ Test(dump, list_shows_the_process_and_its_segment_goes_away) {
   cr_assert_eq(r.code, 0);
   cr_assert(json_valid(r.out, strlen(r.out)), "%s", r.out);
   snprintf(needle, sizeof needle, "{\"pid\": %s, ", pid);
-  cr_assert_not_null(strstr(r.out, needle), "%s", r.out);
+  const char *row = strstr(r.out, needle);
+  cr_assert_not_null(row, "%s", r.out);
+  const char *used = strstr(row, "\"used_bytes\": ");
+  cr_assert_not_null(used, "%s", r.out);
+  cr_assert_gt(strtoull(used + 14, NULL, 10), 0, "the list shows a fresh snapshot:\n%s", r.out);
   proc_result_free(&r);
 
   proc_send(&c, "exit\n");
