@@ -97,9 +97,7 @@ SA_API void *realloc(void *p, size_t n) {
   uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
   size_t size = head_size(hd);
-  if (n <= size - SA_OVERHEAD && size - blk_size_for(n) < 64 + size / 8 &&
-      !((uintptr_t)p & (SA_ALIGN - 1)) && (hd & SA_USED) && head_valid(b, hd, sa_tc_key) &&
-      *blk_tag_ptr(p) != blk_cache_tag((uintptr_t)p, sa_tc_key))
+  if (n <= size - SA_OVERHEAD && size - blk_size_for(n) < 64 + size / 8 && sa_blk_live(p, hd))
     return p;
   int done = sa_heap_resize_in_place(h, p, n);
   if (done < 0) {

@@ -208,14 +208,8 @@ void *sa_tc_malloc_slow(size_t n) {
   sa_heap *h = tc->heap;
   if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
     take_remote(tc, h, c);
-    void *p = tc->bin[c];
-    if (p) {
-      tc->bin[c] = *(void **)p;
-      tc->count[c]--;
-      tc->bytes -= c << 4;
-      *blk_tag_ptr(p) = 0;
-      return sa_tc_counted(tc, p, c << 4);
-    }
+    void *p = sa_tc_pop(tc, c);
+    if (p) return sa_tc_counted(tc, p, c << 4);
   }
   sa_count(SA_CALL_REFILL);
   size_t extra = tc->cap[c] / 2;
@@ -265,9 +259,8 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   sa_heap *h = sa_heap_of(p);
   sa_tcache *tc = current();
   size_t c = sa_tc_class(head_size(hd));
-  int sound = !(a & (SA_ALIGN - 1)) && head_valid(a - SA_PAYLOAD, hd, sa_tc_key) &&
-              (hd & SA_USED) && *blk_tag_ptr(p) != blk_cache_tag(a, sa_tc_key) &&
-              head_size(hd) >= SA_MIN_BLOCK && next_sound(a - SA_PAYLOAD + head_size(hd));
+  int sound = sa_blk_live(p, hd) && head_size(hd) >= SA_MIN_BLOCK &&
+              next_sound(a - SA_PAYLOAD + head_size(hd));
   if (sound && (hd & SA_TRACKED)) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
     hd = blk_head(a - SA_PAYLOAD);

@@ -74,18 +74,36 @@ static inline void sa_blk_set_tracked(void *p, int on) {
   blk_set_flag((uintptr_t)p - SA_PAYLOAD, SA_TRACKED, on, sa_tc_key);
 }
 
+/* Takes a block off list c, or NULL if the list is empty. */
+static inline void *sa_tc_pop(sa_tcache *tc, size_t c) {
+  void *p = tc->bin[c];
+  if (p) {
+    tc->bin[c] = *(void **)p;
+    tc->count[c]--;
+    tc->bytes -= c << 4;
+    *blk_tag_ptr(p) = 0;
+  }
+  return p;
+}
+
+/* p, inside the arena with head hd, is the payload of a live block: aligned,
+ * a sound used head, and not freed into a cache (whose tag for p is tag). */
+static inline int sa_blk_live_tagged(void *p, uint64_t hd, uint64_t tag) {
+  uintptr_t a = (uintptr_t)p;
+  return !(a & (SA_ALIGN - 1)) && (hd & SA_USED) && *blk_tag_ptr(p) != tag &&
+         head_valid(a - SA_PAYLOAD, hd, sa_tc_key);
+}
+
+static inline int sa_blk_live(void *p, uint64_t hd) {
+  return sa_blk_live_tagged(p, hd, blk_cache_tag((uintptr_t)p, sa_tc_key));
+}
+
 static inline void *sa_tc_malloc(size_t n) {
   if (__builtin_expect(n <= SA_TC_MAX_REQ, 1)) {
     size_t c = sa_tc_class(blk_size_for(n));
     sa_tcache *tc = &sa_tc;
-    void *p = tc->bin[c];
-    if (__builtin_expect(p != NULL, 1)) {
-      tc->bin[c] = *(void **)p;
-      tc->count[c]--;
-      tc->bytes -= c << 4;
-      *blk_tag_ptr(p) = 0;
-      return sa_tc_counted(tc, p, c << 4);
-    }
+    void *p = sa_tc_pop(tc, c);
+    if (__builtin_expect(p != NULL, 1)) return sa_tc_counted(tc, p, c << 4);
   }
   return sa_tc_malloc_slow(n);
 }
@@ -99,15 +117,13 @@ static inline int next_sound(uintptr_t n) {
 
 /* p is non-NULL and inside the arena. */
 static inline void sa_tc_free(void *p) {
-  uintptr_t a = (uintptr_t)p, b = a - SA_PAYLOAD;
+  uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
-  uint64_t tag = blk_cache_tag(a, sa_tc_key);
+  uint64_t tag = blk_cache_tag((uintptr_t)p, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;
-  if (__builtin_expect((a & (SA_ALIGN - 1)) == 0 && c < SA_TC_CLASSES &&
-                           tc->count[c] < tc->cap[c] && (hd & (SA_USED | SA_TRACKED)) == SA_USED &&
-                           *blk_tag_ptr(p) != tag && head_valid(b, hd, sa_tc_key) &&
-                           next_sound(b + size),
+  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
+                           sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
                        1)) {
     *(void **)p = tc->bin[c];
     *blk_tag_ptr(p) = tag;
