@@ -17,7 +17,6 @@
 #include "sites.h"
 #include "snapshot.h"
 
-#define SECTION(seg, type, field) ((type *)((char *)(seg) + (seg)->field))
 
 static struct {
   simalloc_snap_header *seg;

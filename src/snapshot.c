@@ -54,7 +54,6 @@ void sa_snap_layout(simalloc_snap_header *seg, const sa_snap_caps *caps) {
   seg->modules_cap = caps->modules;
 }
 
-#define SECTION(seg, type, field) ((type *)((char *)(seg) + (seg)->field))
 
 /* ---- filling ------------------------------------------------------------ */
 

@@ -14,6 +14,10 @@
 #include "heap.h"
 #include "simalloc/snapshot.h"
 
+/* A section of a segment image, by its offset field: SECTION(seg,
+ * simalloc_snap_cell, map_offset). */
+#define SECTION(seg, type, field) ((type *)((char *)(seg) + (seg)->field))
+
 /* Capacities of a segment's sections. */
 typedef struct sa_snap_caps {
   uint32_t map_cells;
