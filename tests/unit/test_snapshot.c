@@ -20,7 +20,6 @@ static simalloc_snap_header *image(const sa_snap_caps *caps) {
   return seg;
 }
 
-#define SECTION(seg, type, field) ((const type *)((const char *)(seg) + (seg)->field))
 
 static void setup(void) { cr_assert_eq(sa_heap_init(&heap, buf, sizeof buf, 0), 0); }
 TestSuite(snapshot, .init = setup);
