@@ -18,9 +18,10 @@
  * its tree node, the second at which it last became dirty.  Past `retain`
  * dirty bytes, the blocks that have stayed dirty for `decay` seconds or more
  * give their pages back and become CLEAN (checked at most once a second, at
- * a free); past `retain` plus four times the used bytes, all of them do at once.  So a
- * program that frees and reallocates large blocks reuses warm pages, and
- * memory it stops using goes back to the kernel.
+ * a free); past `retain` plus sixteen times the used bytes, the highest
+ * blocks do at once (maybe_purge).  So a program that frees and
+ * reallocates large blocks reuses warm pages, and memory it stops using
+ * goes back to the kernel.
  */
 #include "heap.h"
 
@@ -293,11 +294,32 @@ static void purge_locked(sa_heap *h, uint64_t before) {
     purge_block(h, h->top);
 }
 
-/* After a free: give back what has stayed dirty too long, or too much. */
+/* Purges the free blocks of subtree u of at least min units, highest
+ * address first, until no more than goal bytes are dirty; 1 once there. */
+static int purge_high(sa_heap *h, uint32_t u, uint32_t min, size_t goal) {
+  while (u && h->dirty > goal) {
+    uintptr_t b = h->tree.origin + ((uintptr_t)u << SA_UNIT_SHIFT);
+    sa_node *n = blk_node(b);
+    if (n->max < min) return 0;
+    if (purge_high(h, n->right, min, goal)) return 1;
+    if (tracked(h, head(b))) purge_block(h, b);
+    u = n->left;
+  }
+  return h->dirty <= goal;
+}
+
+/* After a free: give back what has stayed dirty too long, or too much.
+ * Too much is more than retain plus PURGE_HIGH_WATER times the used bytes;
+ * then the highest blocks go first (first fit reuses the lowest), down to
+ * PURGE_LOW_WATER times, so the pages most likely to be reused stay. */
+#define PURGE_HIGH_WATER 16
+#define PURGE_LOW_WATER  8
 static void maybe_purge(sa_heap *h) {
   if (h->dirty <= h->retain) return;
-  if (h->dirty > h->retain + 4 * h->st.used_bytes) {
-    purge_locked(h, UINT64_MAX);
+  if (h->dirty > h->retain + PURGE_HIGH_WATER * h->st.used_bytes) {
+    size_t goal = h->retain + PURGE_LOW_WATER * h->st.used_bytes;
+    if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
+    purge_high(h, h->tree.root, (uint32_t)(h->release_threshold >> SA_UNIT_SHIFT), goal);
     return;
   }
   uint64_t now = sa_os_mono_coarse_s();
