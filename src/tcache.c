@@ -34,16 +34,39 @@ void sa_tc_init_process(uint64_t key) {
   exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
 }
 
+/* A list's length: it starts at SIMALLOC_CACHE_SIZE bytes (within
+ * [2, 128] blocks) and doubles, up to GROWTH times that (and at most
+ * MAX_CAP blocks), each time it overflows after having been emptied and
+ * refilled since its last overflow: a class the thread both frees and
+ * allocates in bursts larger than its list gets a longer one, so it stops
+ * going to the heap, while a quiet class keeps a short one. */
+#define GROWTH  4
+#define MAX_CAP 1024
+
+static size_t first_cap(size_t c) {
+  size_t cap = sa_option(SA_OPT_CACHE_SIZE) / (c * SA_ALIGN);
+  return cap < 2 ? 2 : cap > 128 ? 128 : cap;
+}
+
+static size_t most_cap(size_t c) {
+  size_t cap = GROWTH * sa_option(SA_OPT_CACHE_SIZE) / (c * SA_ALIGN);
+  size_t first = first_cap(c);
+  return cap < first ? first : cap > MAX_CAP ? MAX_CAP : cap;
+}
+
+static void reset_caps(sa_tcache *tc) {
+  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
+    tc->cap[c] = (uint16_t)first_cap(c);
+    tc->refilled[c] = 0;
+  }
+}
+
 static void setup(sa_tcache *tc) {
-  size_t list_bytes = sa_option(SA_OPT_CACHE_SIZE);
   tc->heap = sa_process_pick_heap();
   tc->state = SA_TC_ACTIVE;
   tc->sample_left = sa_sites_first_countdown();
-  if (list_bytes == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
-  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
-    size_t cap = list_bytes / (c * SA_ALIGN);
-    tc->cap[c] = (uint16_t)(cap < 2 ? 2 : cap > 128 ? 128 : cap);
-  }
+  if (sa_option(SA_OPT_CACHE_SIZE) == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
+  reset_caps(tc);
   sa_lock_acquire(&registry_lock);
   tc->prev = NULL;
   tc->next = registry;
@@ -118,6 +141,7 @@ static void account(sa_tcache *tc) {
   tc->reported = now;
   if (total > sa_option(SA_OPT_CACHE_LIMIT)) {
     sa_tc_flush_all(tc);
+    reset_caps(tc);
     __atomic_sub_fetch(&process_cached, now - tc->bytes, __ATOMIC_RELAXED);
     tc->reported = tc->bytes;
   }
@@ -212,6 +236,7 @@ void *sa_tc_malloc_slow(size_t n) {
     if (p) return sa_tc_counted(tc, p, c << 4);
   }
   sa_count(SA_CALL_REFILL);
+  tc->refilled[c] = 1;
   size_t extra = tc->cap[c] / 2;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
   void *got[REFILL_MAX + 1];
@@ -268,7 +293,15 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
     /* The fast path found the list full, the cache new or the block
      * tracked: make room if needed. */
-    if (tc->count[c] >= tc->cap[c]) flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
+    if (tc->count[c] >= tc->cap[c] && tc->refilled[c] && tc->cap[c] < most_cap(c)) {
+      size_t cap = 2u * tc->cap[c], most = most_cap(c);
+      tc->cap[c] = (uint16_t)(cap < most ? cap : most);
+      tc->refilled[c] = 0;
+    }
+    if (tc->count[c] >= tc->cap[c]) {
+      flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
+      tc->refilled[c] = 0;
+    }
     push(tc, p, c);
     account(tc);
   } else if (sound && h != tc->heap) {

@@ -34,6 +34,7 @@ typedef struct sa_tcache {
   void *bin[SA_TC_CLASSES];       /* list heads (payload pointers) */
   uint16_t count[SA_TC_CLASSES];
   uint16_t cap[SA_TC_CLASSES];    /* all 0 until the cache is set up: slow path */
+  uint8_t refilled[SA_TC_CLASSES]; /* emptied and refilled since it last overflowed */
   int64_t sample_left;            /* bytes to allocate before the next site sample */
   size_t bytes;                   /* bytes cached by this thread */
   size_t reported;                /* part of bytes counted in the process total */

@@ -49,3 +49,25 @@ Test(stats, silent_by_default) {
   cr_assert_null(strstr(r.err, "simalloc:"), "unexpected output:\n%s", r.err);
   it_result_free(&r);
 }
+
+/* The cache flushes of the "bursts" helper (100 rounds of 100 blocks). */
+static long long burst_flushes(const char *cache_size) {
+  const char *argv[] = {"api", "bursts", NULL};
+  const char *env[] = {"SIMALLOC_STATS=1", cache_size, NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_ok(&r, "api bursts");
+  const char *calls = strstr(r.err, "calls");
+  long long n = count_of(calls ? calls : r.err, "flushes");
+  cr_assert_geq(n, 0, "no flush count in:\n%s", r.err);
+  it_result_free(&r);
+  return n;
+}
+
+Test(stats, a_busy_cache_list_grows_to_its_bursts) {
+  /* 16K: the 208-byte class starts at 78 blocks and may grow to 315 */
+  long long grown = burst_flushes("SIMALLOC_CACHE_SIZE=16K");
+  /* 4K: it starts at 19 and may grow to 78, still short of a burst */
+  long long capped = burst_flushes("SIMALLOC_CACHE_SIZE=4K");
+  cr_expect_leq(grown, 5, "a list that can hold a burst still flushed %lld times", grown);
+  cr_expect_geq(capped, 100, "a list shorter than a burst flushed only %lld times", capped);
+}

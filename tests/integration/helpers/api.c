@@ -501,6 +501,24 @@ static int cmd_stats(void) {
   return 0;
 }
 
+/* Bursts: 100 rounds of 100 blocks of 200 bytes allocated, then all
+ * freed.  A thread cache whose list for the class is shorter than a burst
+ * goes to the heap on every round; one that grows to a burst does not. */
+static int cmd_bursts(void) {
+  enum { ROUNDS = 100, BURST = 100 };
+  static void *p[BURST];
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int i = 0; i < BURST; i++) {
+      p[i] = malloc(200);
+      CHECK(p[i], "malloc(200) failed");
+      memset(p[i], r, 200);
+    }
+    for (int i = 0; i < BURST; i++) free(p[i]);
+  }
+  printf("rounds=%d burst=%d\n", ROUNDS, BURST);
+  return 0;
+}
+
 struct command {
   const char *name;
   int (*fn)(void);
@@ -526,6 +544,7 @@ static const struct command commands[] = {
   {"sized", cmd_sized},
   {"reallocarray", cmd_reallocarray},
   {"stats", cmd_stats},
+  {"bursts", cmd_bursts},
 };
 
 int main(int argc, char **argv) {
