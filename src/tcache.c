@@ -164,9 +164,12 @@ static void *alloc_from(sa_heap *h, size_t n, size_t align, int zero) {
 /* Moves the blocks of class c that other threads freed into heap h into
  * this cache (they are tagged already); what does not fit goes back. */
 static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
+  /* All of it, even past the list's length: a thread that finds blocks
+   * there is on the allocating side of a flow and uses them soon, and a
+   * remainder pushed back would be walked again by the next take. */
   void *p = sa_heap_remote_take(h, c);
   long n = 0;
-  while (p && tc->count[c] < tc->cap[c]) {
+  while (p && tc->count[c] < UINT16_MAX) {
     void *next = *(void **)p;
     *(void **)p = tc->bin[c];
     tc->bin[c] = p;
@@ -177,7 +180,7 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
   }
   sa_heap_remote_taken(h, n);
   if (!p) return;
-  void *last = p;
+  void *last = p;  /* the list is full: only in the unlikeliest case */
   long rest = 1;
   while (*(void **)last) {
     last = *(void **)last;
