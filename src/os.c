@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,16 @@ void sa_os_shm_unlink(const char *name) {
   int saved = errno;
   shm_unlink(name);
   errno = saved;
+}
+
+uint32_t sa_os_pid(void) { return (uint32_t)getpid(); }
+uint32_t sa_os_uid(void) { return (uint32_t)getuid(); }
+
+int sa_os_cpu_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
 }
 
 int sa_os_thread_start(void *(*fn)(void *), void *arg) {

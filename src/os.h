@@ -46,6 +46,12 @@ void *sa_os_shm_create(const char *name, size_t size);
 void sa_os_shm_unmap(void *p, size_t size);
 void sa_os_shm_unlink(const char *name);
 
+/* This process's id and real user id. */
+uint32_t sa_os_pid(void);
+uint32_t sa_os_uid(void);
+/* The CPUs this process may run on (at least 1). */
+int sa_os_cpu_count(void);
+
 /* Starts a thread with every signal blocked running fn(arg); 0 or -1. */
 int sa_os_thread_start(void *(*fn)(void *), void *arg);
 

@@ -9,7 +9,6 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <sched.h>
 
 #include "fmt.h"
 #include "options.h"
@@ -71,12 +70,6 @@ static void after_fork_child(void) {
   sa_snapshot_after_fork_child();
 }
 
-static int cpu_count(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  int n = CPU_COUNT(&set);
-  return n > 0 ? n : 1;
-}
 
 static int reserve(void) {
   sa_arena *a = &sa_arena_g;
@@ -87,7 +80,7 @@ static int reserve(void) {
     if (size < ((size_t)1 << 20)) return -1;
   }
   int n = (int)sa_option(SA_OPT_HEAPS);
-  if (n <= 0) n = cpu_count();
+  if (n <= 0) n = sa_os_cpu_count();
   if (n > SA_MAX_HEAPS) n = SA_MAX_HEAPS;
   while (n > 1 && size / (size_t)n < MIN_SLICE) n--;
   unsigned shift = 63 - (unsigned)__builtin_clzll(size / (size_t)n);

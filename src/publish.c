@@ -86,9 +86,9 @@ static void *publisher(void *arg) {
 static void make_name(char *buf, size_t cap) {
   sa_fmt f = {buf, 0, cap - 1};
   sa_fmt_str(&f, "/simalloc-");
-  sa_fmt_u64(&f, getuid());
+  sa_fmt_u64(&f, sa_os_uid());
   sa_fmt_str(&f, "-");
-  sa_fmt_u64(&f, (uint64_t)getpid());
+  sa_fmt_u64(&f, sa_os_pid());
   buf[f.len] = 0;
 }
 
@@ -106,7 +106,7 @@ void sa_snapshot_start(void) {
   }
   if (!seg) return;
   sa_snap_layout(seg, &caps);
-  seg->pid = getpid();
+  seg->pid = (int64_t)sa_os_pid();
   seg->start_time_ns = sa_os_now_ns();
   pub.start_mono_s = sa_os_mono_coarse_s();
   sa_os_exe_name(seg->exe, sizeof seg->exe);
