@@ -302,7 +302,7 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
       tc->refilled[c] = 0;
     }
     if (tc->count[c] >= tc->cap[c]) {
-      flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
+      flush_list(tc, c, (unsigned)(tc->count[c] - tc->cap[c] / 2));  /* down to half */
       tc->refilled[c] = 0;
     }
     push(tc, p, c);
