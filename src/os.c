@@ -1,7 +1,12 @@
 /* os.c - the only file that talks to the kernel: address space, futexes,
  * clocks, shared memory, threads and raw writes.  See os.h for the
  * contract.  Nothing here may allocate: the allocator calls it from inside
- * malloc. */
+ * malloc.
+ *
+ * Most calls go straight to the kernel with syscall() rather than through
+ * their libc wrappers: the kernel maps a library's code into a process in
+ * 64 KiB stretches around each first use, so every wrapper that only the
+ * allocator would call costs a small program resident memory. */
 #include "os.h"
 
 #include <errno.h>
@@ -9,7 +14,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +33,13 @@ void *sa_os_reserve(size_t size) {
 }
 
 int sa_os_release(void *p, size_t n) {
-  return madvise(p, n, MADV_DONTNEED);
+  return (int)syscall(SYS_madvise, p, n, MADV_DONTNEED);
 }
 
 size_t sa_os_page_size(void) {
   static size_t page;
-  if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+  if (!page) page = (size_t)getauxval(AT_PAGESZ);
+  if (!page) page = 4096;
   return page;
 }
 
@@ -100,7 +105,7 @@ void sa_unlock_slow(sa_lock *l) {
 void sa_os_write(int fd, const char *buf, size_t n) {
   int saved = errno;
   while (n > 0) {
-    ssize_t w = write(fd, buf, n);
+    ssize_t w = syscall(SYS_write, fd, buf, n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;
     buf += w;
@@ -110,7 +115,7 @@ void sa_os_write(int fd, const char *buf, size_t n) {
 }
 
 int sa_os_dup_stderr(void) {
-  return fcntl(2, F_DUPFD_CLOEXEC, 3);
+  return (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
 }
 
 _Noreturn void sa_os_die(const char *msg, size_t n) {
@@ -120,22 +125,22 @@ _Noreturn void sa_os_die(const char *msg, size_t n) {
 
 uint64_t sa_os_now_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  syscall(SYS_clock_gettime, CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t sa_os_mono_coarse_s(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  syscall(SYS_clock_gettime, CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec;
 }
 
 /* Reads a small /proc file into buf; returns the length or -1. */
 static ssize_t read_small(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, cap - 1);
-  close(fd);
+  ssize_t n = syscall(SYS_read, fd, buf, cap - 1);
+  syscall(SYS_close, fd);
   if (n >= 0) buf[n] = 0;
   return n;
 }
@@ -151,7 +156,7 @@ size_t sa_os_rss(void) {
 }
 
 void sa_os_exe_name(char *buf, size_t cap) {
-  ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+  ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", buf, cap - 1);
   if (n > 0) {
     buf[n] = 0;
     return;
@@ -164,18 +169,40 @@ void sa_os_exe_name(char *buf, size_t cap) {
   if (buf[n - 1] == '\n') buf[n - 1] = 0;
 }
 
+/* Shared memory objects are files in /dev/shm (as shm_open makes them). */
+static int shm_path(const char *name, char *buf, size_t cap) {
+  static const char dir[] = "/dev/shm";
+  size_t n = sizeof dir - 1, i = 0;
+  if (name[0] != '/') return -1;
+  memcpy(buf, dir, n);
+  for (; name[i]; i++) {
+    if (n + i + 1 >= cap || (i && name[i] == '/')) return -1;
+    buf[n + i] = name[i];
+  }
+  buf[n + i] = 0;
+  return 0;
+}
+
 void *sa_os_shm_create(const char *name, size_t size) {
-  int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  char path[128];
+  if (shm_path(name, path, sizeof path) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
+                        O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return NULL;
   struct stat st;
   void *p = NULL;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-      ftruncate(fd, (off_t)size) == 0) {
+  if (syscall(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      st.st_uid == (uid_t)syscall(SYS_geteuid) && syscall(SYS_ftruncate, fd, (off_t)size) == 0) {
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) p = NULL;
   }
-  close(fd);
-  if (!p) shm_unlink(name);
+  int saved = errno;
+  syscall(SYS_close, fd);
+  if (!p) sa_os_shm_unlink(name);
+  errno = saved;
   return p;
 }
 
@@ -185,18 +212,20 @@ void sa_os_shm_unmap(void *p, size_t size) {
 
 void sa_os_shm_unlink(const char *name) {
   int saved = errno;
-  shm_unlink(name);
+  char path[128];
+  if (shm_path(name, path, sizeof path) == 0) syscall(SYS_unlinkat, AT_FDCWD, path, 0);
   errno = saved;
 }
 
-uint32_t sa_os_pid(void) { return (uint32_t)getpid(); }
-uint32_t sa_os_uid(void) { return (uint32_t)getuid(); }
+uint32_t sa_os_pid(void) { return (uint32_t)syscall(SYS_getpid); }
+uint32_t sa_os_uid(void) { return (uint32_t)syscall(SYS_getuid); }
 
 int sa_os_cpu_count(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  int n = CPU_COUNT(&set);
-  return n > 0 ? n : 1;
+  uint64_t set[16] = {0};  /* up to 1024 CPUs */
+  long n = syscall(SYS_sched_getaffinity, 0, sizeof set, set);
+  int count = 0;
+  for (long i = 0; n > 0 && i < n / 8; i++) count += __builtin_popcountll(set[i]);
+  return count > 0 ? count : 1;
 }
 
 int sa_os_thread_start(void *(*fn)(void *), void *arg) {
