@@ -127,6 +127,17 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
     }
 }
 
+/* Room in list c for one more block: a full list that was emptied and
+ * refilled since it last overflowed grows; else it goes down to half. */
+static void make_room(sa_tcache *tc, size_t c) {
+  if (tc->count[c] < tc->cap[c]) return;
+  size_t most = most_cap(c);
+  if (tc->refilled[c] && tc->cap[c] < most)
+    tc->cap[c] = (uint16_t)(2u * tc->cap[c] < most ? 2u * tc->cap[c] : most);
+  if (tc->count[c] >= tc->cap[c]) flush_list(tc, c, (unsigned)(tc->count[c] - tc->cap[c] / 2));
+  tc->refilled[c] = 0;
+}
+
 void sa_tc_flush_all(sa_tcache *tc) {
   for (size_t c = 0; c < SA_TC_CLASSES; c++)
     if (tc->bin[c]) flush_list(tc, c, tc->count[c]);
@@ -296,15 +307,7 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
     /* The fast path found the list full, the cache new or the block
      * tracked: make room if needed. */
-    if (tc->count[c] >= tc->cap[c] && tc->refilled[c] && tc->cap[c] < most_cap(c)) {
-      size_t cap = 2u * tc->cap[c], most = most_cap(c);
-      tc->cap[c] = (uint16_t)(cap < most ? cap : most);
-      tc->refilled[c] = 0;
-    }
-    if (tc->count[c] >= tc->cap[c]) {
-      flush_list(tc, c, (unsigned)(tc->count[c] - tc->cap[c] / 2));  /* down to half */
-      tc->refilled[c] = 0;
-    }
+    make_room(tc, c);
     push(tc, p, c);
     account(tc);
   } else if (sound && h != tc->heap) {
