@@ -1,55 +1,46 @@
 /* run.h - start a program with or without libsimalloc preloaded and
  * collect what it did.
  *
- * The test runner itself never runs under LD_PRELOAD: each helper program
- * gets LD_PRELOAD=<libsimalloc> in its own environment only.  The library
- * path comes from SIMALLOC_LIB and the helper directory from
- * SIMALLOC_HELPERS, both set by meson for every integration test.
+ * A thin layer over the tests' spawning library (spawn.h) with the
+ * integration tests' own assertions.  The test runner itself never runs
+ * under LD_PRELOAD: each helper program gets LD_PRELOAD=<libsimalloc> in
+ * its own environment only.  The library path comes from SIMALLOC_LIB and
+ * the helper directory from SIMALLOC_HELPERS, both set by meson for every
+ * integration test.
  */
 #ifndef SA_IT_RUN_H
 #define SA_IT_RUN_H
 
-#include <stddef.h>
+#include "spawn.h"
 
-/* How a child ended and what it wrote. */
-typedef struct it_result {
-  int exited;      /* 1 if it called exit; code holds the status */
-  int code;
-  int signaled;    /* 1 if a signal killed it; sig holds the number */
-  int sig;
-  char *out;       /* stdout, NUL-terminated */
-  size_t out_len;
-  char *err;       /* stderr, NUL-terminated */
-  size_t err_len;
-} it_result;
+/* How a child ended and what it wrote (see spawn.h). */
+typedef sp_result it_result;
 
 /* Preload modes for it_run. */
-enum { IT_PLAIN = 0, IT_PRELOAD = 1 };
+enum { IT_PLAIN = SP_PLAIN, IT_PRELOAD = SP_PRELOAD };
 
 /* Runs argv[0] (a path, or a name looked up in PATH) with the runner's
  * environment minus any LD_PRELOAD, plus LD_PRELOAD=<libsimalloc> when
  * mode is IT_PRELOAD, plus the NAME=VALUE strings of env (NULL-terminated,
  * may be NULL; they replace variables of the same name).  stdin is
- * /dev/null.  Fails the current test if the child cannot be started. */
+ * /dev/null.  Fails the current test if the child cannot be started; kills
+ * it (and says so) if it is still running after ten minutes. */
 it_result it_run(const char *const argv[], const char *const env[], int mode);
 
 /* Same, for a helper program in SIMALLOC_HELPERS named by argv[0]. */
 it_result it_helper(const char *const argv[], const char *const env[], int mode);
 
-void it_result_free(it_result *r);
-
-/* Path of libsimalloc.so (SIMALLOC_LIB); fails the test when unset. */
-const char *it_lib(void);
+static inline void it_result_free(it_result *r) { sp_free(r); }
 
 /* Path of a file under the integration test source directory
  * (SIMALLOC_TEST_DATA); the string is owned by the caller. */
-char *it_data(const char *name);
+static inline char *it_data(const char *name) { return sp_path("SIMALLOC_TEST_DATA", name); }
 
 /* A mkstemp template under $TMPDIR (or /tmp); owned by the caller. */
 char *it_temp_name(void);
 
 /* One line describing how the child ended, for assertion messages. */
-const char *it_describe(const it_result *r);
+static inline const char *it_describe(const it_result *r) { return sp_describe(r); }
 
 /* Asserts the child exited with status 0, quoting its stderr otherwise. */
 void it_assert_ok(const it_result *r, const char *what);

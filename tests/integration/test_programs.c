@@ -14,20 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int in_path(const char *name) {
-  const char *path = getenv("PATH");
-  char buf[4096];
-  for (const char *p = path; p && *p;) {
-    const char *end = strchr(p, ':');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, name);
-    if (access(buf, X_OK) == 0)
-      return 1;
-    p = end ? end + 1 : NULL;
-  }
-  return 0;
-}
-
 /* How the preloaded run proves that libsimalloc served it. */
 enum proof {
   SUMMARY,  /* SIMALLOC_STATS=1 summary on stderr at exit */
@@ -88,7 +74,7 @@ static char *lines_file(unsigned lines) {
 }
 
 Test(programs, python_json_threads_fork) {
-  if (!in_path("python3"))
+  if (!sp_in_path("python3"))
     cr_skip_test("python3 is not installed (not in PATH)");
   char *script = it_data("programs/workload.py");
   const char *argv[] = {"python3", script, NULL};

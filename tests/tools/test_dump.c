@@ -22,29 +22,29 @@
 
 #include "image.h"
 #include "json_check.h"
-#include "proc.h"
+#include "spawn.h"
 #include "snapread.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static proc_result dump(const char *a1, const char *a2, const char *a3, const char *a4) {
-  const char *argv[] = {proc_env("SIMALLOC_DUMP"), a1, a2, a3, a4, NULL};
-  return proc_run(argv, NULL, NULL);
+static sp_result dump(const char *a1, const char *a2, const char *a3, const char *a4) {
+  const char *argv[] = {sp_env("SIMALLOC_DUMP"), a1, a2, a3, a4, NULL};
+  return sp_run(argv, NULL);
 }
 
-static void start_helper(proc_child *c) {
-  const char *argv[] = {proc_env("SIMALLOC_SNAP_HELPER"), NULL};
-  proc_start(c, argv, proc_env("SIMALLOC_LIB"));
-  char *line = proc_line(c);
+static void start_helper(sp_child *c) {
+  const char *argv[] = {sp_env("SIMALLOC_SNAP_HELPER"), NULL};
+  sp_start(c, argv, &(sp_opts){.preload = SP_PRELOAD});
+  char *line = sp_line(c);
   cr_assert_not_null(line, "the helper did not start");
   cr_assert_str_eq(line, "ready");
   free(line);
 }
 
 /* Sends a command and returns the helper's answer line. */
-static char *ask(proc_child *c, const char *cmd) {
-  proc_send(c, cmd);
-  char *line = proc_line(c);
+static char *ask(sp_child *c, const char *cmd) {
+  sp_send(c, cmd);
+  char *line = sp_line(c);
   cr_assert_not_null(line, "no answer to %s", cmd);
   cr_assert(strncmp(line, "ok", 2) == 0, "answer to %s: %s", cmd, line);
   return line;
@@ -65,7 +65,7 @@ static uint64_t must_u64(const char *js, const char *key) {
 static figures dump_json(pid_t pid) {
   char p[32];
   snprintf(p, sizeof p, "%d", (int)pid);
-  proc_result r = dump("--json", p, NULL, NULL);
+  sp_result r = dump("--json", p, NULL, NULL);
   cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
   cr_assert_str_empty(r.err, "stderr: %s", r.err);
   cr_assert(json_valid(r.out, strlen(r.out)), "invalid JSON:\n%.2000s", r.out);
@@ -98,7 +98,7 @@ static uint64_t block_size_at(const char *js, uint64_t off, const char **state) 
 /* ---- a live process ------------------------------------------------------ */
 
 Test(dump, reports_a_known_heap_exactly) {
-  proc_child c;
+  sp_child c;
   start_helper(&c);
   free(ask(&c, "alloc 10 64\n"));          /* warm up: the heap exists */
   figures before = dump_json(c.pid);
@@ -131,23 +131,23 @@ Test(dump, reports_a_known_heap_exactly) {
   free(before.json);
   free(after.json);
   free(back.json);
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }
 
 Test(dump, list_shows_the_process_and_its_segment_goes_away) {
-  proc_child c;
+  sp_child c;
   char pid[32], seg[128];
   start_helper(&c);
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
 
-  proc_result r = dump("--list", NULL, NULL, NULL);
+  sp_result r = dump("--list", NULL, NULL, NULL);
   cr_assert_eq(r.code, 0, "%s", r.err);
   char needle[64];
   snprintf(needle, sizeof needle, " %s ", pid);
   cr_assert_not_null(strstr(r.out, needle), "pid %s not in:\n%s", pid, r.out);
   cr_assert_not_null(strstr(r.out, "snap_helper"), "%s", r.out);
-  proc_result_free(&r);
+  sp_free(&r);
 
   r = dump("--list", "--json", NULL, NULL);
   cr_assert_eq(r.code, 0);
@@ -158,25 +158,25 @@ Test(dump, list_shows_the_process_and_its_segment_goes_away) {
   const char *used = strstr(row, "\"used_bytes\": ");
   cr_assert_not_null(used, "%s", r.out);
   cr_assert_gt(strtoull(used + 14, NULL, 10), 0, "the list shows a fresh snapshot:\n%s", r.out);
-  proc_result_free(&r);
+  sp_free(&r);
 
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
   snprintf(seg, sizeof seg, "/dev/shm/simalloc-%u-%s", (unsigned)getuid(), pid);
   cr_assert_neq(access(seg, F_OK), 0, "%s is left behind", seg);
   r = dump(pid, NULL, NULL, NULL);
   cr_assert_eq(r.code, 2, "a finished process: %d %s", r.code, r.err);
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(dump, text_report_bar_and_blocks) {
-  proc_child c;
+  sp_child c;
   char pid[32];
   start_helper(&c);
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
   free(ask(&c, "alloc 50 1000\n"));
 
-  proc_result r = dump("--ascii", "--width", "50", pid);
+  sp_result r = dump("--ascii", "--width", "50", pid);
   cr_assert_eq(r.code, 0, "%s", r.err);
   const char *bar = strstr(r.out, "drawn from");
   cr_assert_not_null(bar, "%s", r.out);
@@ -188,34 +188,35 @@ Test(dump, text_report_bar_and_blocks) {
   cr_assert_not_null(strstr(r.out, "fragmentation"));
   cr_assert_not_null(strstr(r.out, "largest free holes"));
   cr_assert_null(strchr(r.out, '\033'), "no colour into a pipe");
-  proc_result_free(&r);
+  sp_free(&r);
 
-  const char *argv[] = {proc_env("SIMALLOC_DUMP"), "--blocks", "--limit", "3", pid, NULL};
-  r = proc_run(argv, (const char *const[]){"LC_ALL=C", NULL}, NULL);
+  const char *argv[] = {sp_env("SIMALLOC_DUMP"), "--blocks", "--limit", "3", pid, NULL};
+  const char *c_locale[] = {"LC_ALL=C", NULL};
+  r = sp_run(argv, &(sp_opts){.env = c_locale});
   cr_assert_eq(r.code, 0, "%s", r.err);
   cr_assert_not_null(strstr(r.out, "blocks listed          3"), "%s", r.out);
   cr_assert_null(strstr(r.out, "\xf0\x9f"), "no emoji in the C locale");
-  proc_result_free(&r);
+  sp_free(&r);
 
   r = dump("--json", "--range", "0:4K", pid);
   cr_assert_eq(r.code, 0, "%s", r.err);
   cr_assert_not_null(strstr(r.out, "\"start\": 0,\n    \"end\": 4096"), "%s", r.out);
-  proc_result_free(&r);
+  sp_free(&r);
 
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }
 
 Test(dump, watch_redraws_and_quits_on_sigterm) {
-  proc_child c, w;
+  sp_child c, w;
   char pid[32];
   start_helper(&c);
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
-  const char *argv[] = {proc_env("SIMALLOC_DUMP"), "--watch", "0.1", "--ascii", pid, NULL};
-  proc_start(&w, argv, NULL);
+  const char *argv[] = {sp_env("SIMALLOC_DUMP"), "--watch", "0.1", "--ascii", pid, NULL};
+  sp_start(&w, argv, NULL);
   int frames = 0, deltas = 0, sparks = 0;
   char *line;
-  while ((line = proc_line(&w)) != NULL) {
+  while ((line = sp_line(&w)) != NULL) {
     frames += strncmp(line, "pid ", 4) == 0;
     deltas += strncmp(line, "since last frame: used ", 23) == 0;
     sparks += strncmp(line, "used bytes  ", 12) == 0;
@@ -223,15 +224,15 @@ Test(dump, watch_redraws_and_quits_on_sigterm) {
     if (frames == 3 && sparks == 3)
       kill(w.pid, SIGTERM);
   }
-  cr_assert_eq(proc_wait(&w), 0, "SIGTERM quits cleanly");
+  cr_assert_eq(sp_wait(&w), 0, "SIGTERM quits cleanly");
   cr_assert_geq(frames, 3);
   cr_assert_geq(deltas, frames - 1, "every frame after the first shows the change");
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }
 
 Test(dump, million_blocks, .timeout = 60) {
-  proc_child c;
+  sp_child c;
   start_helper(&c);
   free(ask(&c, "alloc 1000000 16\n"));
   figures f = dump_json(c.pid);
@@ -242,23 +243,23 @@ Test(dump, million_blocks, .timeout = 60) {
   else
     cr_assert_eq(listed, f.block_total);
   free(f.json);
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }
 
 /* ---- errors -------------------------------------------------------------- */
 
-static void expect_exit(proc_result *r, int code, const char *needle) {
+static void expect_exit(sp_result *r, int code, const char *needle) {
   cr_assert_eq(r->code, code, "exit %d, stderr: %s", r->code, r->err);
   cr_assert_str_empty(r->out, "stdout: %s", r->out);
   char *nl = strchr(r->err, '\n');
   cr_assert(nl && nl[1] == '\0', "one line on stderr: '%s'", r->err);
   cr_assert_not_null(strstr(r->err, needle), "'%s' not in '%s'", needle, r->err);
-  proc_result_free(r);
+  sp_free(r);
 }
 
 Test(dump, usage_errors) {
-  proc_result r = dump("--bogus", "1", NULL, NULL);
+  sp_result r = dump("--bogus", "1", NULL, NULL);
   expect_exit(&r, 1, "unknown option");
   r = dump("abc", NULL, NULL, NULL);
   expect_exit(&r, 1, "bad PID");
@@ -281,14 +282,14 @@ Test(dump, usage_errors) {
 }
 
 Test(dump, help_documents_exit_statuses) {
-  proc_result r = dump("--help", NULL, NULL, NULL);
+  sp_result r = dump("--help", NULL, NULL, NULL);
   cr_assert_eq(r.code, 0);
   for (int i = 0; i <= 7; i++) {
     char s[8];
     snprintf(s, sizeof s, "  %d  ", i);
     cr_assert_not_null(strstr(r.out, s), "status %d not documented", i);
   }
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(dump, no_such_process_and_not_simalloc) {
@@ -298,7 +299,7 @@ Test(dump, no_such_process_and_not_simalloc) {
   waitpid(child, NULL, 0);
   char pid[32];
   snprintf(pid, sizeof pid, "%d", (int)child);
-  proc_result r = dump(pid, NULL, NULL, NULL);
+  sp_result r = dump(pid, NULL, NULL, NULL);
   expect_exit(&r, 2, "no such process");
 
   snprintf(pid, sizeof pid, "%d", (int)getpid());   /* we do not run on it */
@@ -330,7 +331,7 @@ Test(dump, fake_segments_give_each_error, .fini = unpublish_self) {
   static const test_block b[] = {{64, SIMALLOC_SNAP_USED}, {64, SIMALLOC_SNAP_FREE}};
   char pid[32];
   test_image img;
-  proc_result r;
+  sp_result r;
   snprintf(pid, sizeof pid, "%d", (int)getpid());
 
   cr_assert_eq(image_build(&img, b, 2, 64, 0), 0);
@@ -339,7 +340,7 @@ Test(dump, fake_segments_give_each_error, .fini = unpublish_self) {
   r = dump("--json", pid, NULL, NULL);
   cr_assert_eq(r.code, 0, "the undamaged image reads: %s", r.err);
   cr_assert_not_null(strstr(r.err, "may be stale"), "nobody answers the request: %s", r.err);
-  proc_result_free(&r);
+  sp_free(&r);
 
   publish_self(&img, 0644, img.len);
   r = dump(pid, NULL, NULL, NULL);
@@ -389,7 +390,7 @@ static char *read_until(int fd, const char *needle, char *acc, size_t *len, size
 }
 
 Test(dump, watch_on_a_terminal_quits_on_q_and_restores_it) {
-  proc_child c;
+  sp_child c;
   char pid[32];
   static char acc[1 << 20];
   size_t len = 0;
@@ -400,7 +401,7 @@ Test(dump, watch_on_a_terminal_quits_on_q_and_restores_it) {
   pid_t w = forkpty(&master, NULL, NULL, NULL);
   cr_assert_geq(w, 0);
   if (w == 0) {
-    execl(proc_env("SIMALLOC_DUMP"), "simalloc-dump", "--watch", "0.1", "--ascii", pid,
+    execl(sp_env("SIMALLOC_DUMP"), "simalloc-dump", "--watch", "0.1", "--ascii", pid,
           (char *)NULL);
     _exit(127);
   }
@@ -421,6 +422,6 @@ Test(dump, watch_on_a_terminal_quits_on_q_and_restores_it) {
   cr_assert_eq(tcgetattr(master, &t), 0);
   cr_assert_neq(t.c_lflag & ICANON, 0, "line mode restored");
   close(master);
-  proc_send(&c, "exit\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }

@@ -8,20 +8,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proc.h"
+#include "spawn.h"
 
-static proc_result shell(const char *args[], const char *script) {
-  const char *argv[8] = {proc_env("SIMALLOC_SHELL")};
+static sp_result shell(const char *args[], const char *script) {
+  const char *argv[8] = {sp_env("SIMALLOC_SHELL")};
+  const char *env[] = {"LC_ALL=C", "COLUMNS=64", NULL};
   for (int i = 0; args && args[i] && i < 6; i++)
     argv[i + 1] = args[i];
-  return proc_run(argv, (const char *const[]){"LC_ALL=C", "COLUMNS=64", NULL}, script);
+  sp_opts o = {.env = env, .input = script};
+  return sp_run(argv, &o);
 }
 
-static void expect_out(const proc_result *r, const char *needle) {
+static void expect_out(const sp_result *r, const char *needle) {
   cr_assert_not_null(strstr(r->out, needle), "'%s' not in stdout:\n%s", needle, r->out);
 }
 
-static void expect_err(const proc_result *r, const char *needle) {
+static void expect_err(const sp_result *r, const char *needle) {
   cr_assert_not_null(strstr(r->err, needle), "'%s' not in stderr:\n%s", needle, r->err);
 }
 
@@ -40,7 +42,7 @@ static size_t lines(const char *s) {
 }
 
 Test(shell, first_fit_session) {
-  proc_result r = shell(NULL,
+  sp_result r = shell(NULL,
                         "alloc 100\n"
                         "alloc 200\n"
                         "alloc 50\n"
@@ -58,11 +60,11 @@ Test(shell, first_fit_session) {
   expect_out(&r, "freed ptr[1]\n");
   expect_out(&r, "ptr[3] = offset 112 (size 150, block 160)\n");
   expect_out(&r, "ptr[0] = offset 0 (size 40, block 48)\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, realloc_moves_when_it_must) {
-  proc_result r = shell(NULL,
+  sp_result r = shell(NULL,
                         "alloc 64\n"
                         "alloc 64\n"
                         "realloc ptr[0] 300\n"
@@ -72,12 +74,12 @@ Test(shell, realloc_moves_when_it_must) {
   expect_out(&r, "             0x0              80  free\n");
   expect_out(&r, "            0x50              80  used\n");
   expect_out(&r, "            0xa0             320  used\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, status_and_visualize_share_the_renderer) {
   const char *args[] = {"--arena", "2048", "--width", "32", NULL};
-  proc_result r = shell(args,
+  sp_result r = shell(args,
                         "alloc 1000\n"
                         "status\n"
                         "visualize\n");
@@ -91,11 +93,11 @@ Test(shell, status_and_visualize_share_the_renderer) {
   expect_out(&r, "################................\n");
   expect_out(&r, "0     512     1K     1.5K     2K\n");
   expect_out(&r, "# used  . free  + cached\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, fragmentation_is_reported) {
-  proc_result r = shell(NULL,
+  sp_result r = shell(NULL,
                         "alloc 100\nalloc 100\nalloc 100\nalloc 100\n"
                         "free 0\nfree 2\nstatus\n");
   cr_assert_eq(r.code, 0, "stderr: %s", r.err);
@@ -104,11 +106,11 @@ Test(shell, fragmentation_is_reported) {
   expect_out(&r, "largest free block     560 B\n");
   expect_out(&r, "free                   784 B\n");
   expect_out(&r, "fragmentation          28.6%\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, every_error_keeps_going_and_fails_the_run) {
-  proc_result r = shell(NULL,
+  sp_result r = shell(NULL,
                         "alloc 100\n"
                         "bogus\n"
                         "alloc abc\n"
@@ -149,49 +151,49 @@ Test(shell, every_error_keeps_going_and_fails_the_run) {
   expect_out(&r, "freed ptr[0]\n");
   expect_out(&r, "ptr[1] = offset 0 (size 10, block 32)\n");
   expect_out(&r, "ptr[2] = offset 32 (size 16, block 32)\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, comments_blank_lines_and_eof) {
-  proc_result r = shell(NULL, "# a comment\n\n   \nalloc 8\nhelp\n");
+  sp_result r = shell(NULL, "# a comment\n\n   \nalloc 8\nhelp\n");
   cr_assert_eq(r.code, 0, "stderr: %s", r.err);
   expect_out(&r, "ptr[0] = offset 0 (size 8, block 32)\n");
   expect_out(&r, "realloc <i> <size>");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, exit_stops_reading) {
-  proc_result r = shell(NULL, "quit\nbogus\n");
+  sp_result r = shell(NULL, "quit\nbogus\n");
   cr_assert_eq(r.code, 0);
   cr_assert_str_empty(r.err);
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, bad_arguments) {
   const char *a1[] = {"--arena", "12", NULL};
-  proc_result r = shell(a1, "");
+  sp_result r = shell(a1, "");
   cr_assert_eq(r.code, 1);
   expect_err(&r, "--arena wants a number from 64 to");
-  proc_result_free(&r);
+  sp_free(&r);
   const char *a2[] = {"--arena", "lots", NULL};
   r = shell(a2, "");
   cr_assert_eq(r.code, 1);
-  proc_result_free(&r);
+  sp_free(&r);
   const char *a3[] = {"--nope", NULL};
   r = shell(a3, "");
   cr_assert_eq(r.code, 1);
   expect_err(&r, "unknown argument '--nope'");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, big_arena_with_suffix) {
   const char *args[] = {"--arena", "1M", NULL};
-  proc_result r = shell(args, "alloc 900K\nalloc 200K\nstatus\n");
+  sp_result r = shell(args, "alloc 900K\nalloc 200K\nstatus\n");
   cr_assert_eq(r.code, 1, "the second allocation does not fit");
   expect_out(&r, "ptr[0] = offset 0 (size 921600, block 921616)\n");
   expect_err(&r, "out of memory: no free block holds 204800 bytes");
   expect_out(&r, "  size                 1.0 MiB (1048576)\n");
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(shell, prompts_on_a_terminal) {
@@ -200,7 +202,7 @@ Test(shell, prompts_on_a_terminal) {
   cr_assert_geq(pid, 0);
   if (pid == 0) {
     setenv("LC_ALL", "C", 1);
-    execl(proc_env("SIMALLOC_SHELL"), "simalloc-shell", (char *)NULL);
+    execl(sp_env("SIMALLOC_SHELL"), "simalloc-shell", (char *)NULL);
     _exit(127);
   }
   cr_assert_eq(write(master, "alloc 10\nfoo\nexit\n", 18), 18);

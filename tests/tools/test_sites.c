@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "json_check.h"
-#include "proc.h"
+#include "spawn.h"
 
 /* What sites_helper.c allocates and keeps (block bytes, headers included). */
 #define BIG_BYTES (20 * 4096)
@@ -17,19 +17,19 @@
 #define SMALL_BYTES (30 * 1008)
 #define SMALL_BLOCKS 30
 
-static void start_helper(proc_child *c) {
-  const char *argv[] = {proc_env("SIMALLOC_SITES_HELPER"), NULL};
+static void start_helper(sp_child *c) {
+  const char *argv[] = {sp_env("SIMALLOC_SITES_HELPER"), NULL};
   setenv("SIMALLOC_SITES", "all", 1);  /* reaches the helper, not the runner's allocator */
-  proc_start(c, argv, proc_env("SIMALLOC_LIB"));
-  char *line = proc_line(c);
+  sp_start(c, argv, &(sp_opts){.preload = SP_PRELOAD});
+  char *line = sp_line(c);
   cr_assert_not_null(line, "the helper did not start");
   cr_assert_str_eq(line, "ready");
   free(line);
 }
 
-static proc_result dump(const char *a1, const char *a2, const char *a3) {
-  const char *argv[] = {proc_env("SIMALLOC_DUMP"), a1, a2, a3, NULL};
-  proc_result r = proc_run(argv, NULL, NULL);
+static sp_result dump(const char *a1, const char *a2, const char *a3) {
+  const char *argv[] = {sp_env("SIMALLOC_DUMP"), a1, a2, a3, NULL};
+  sp_result r = sp_run(argv, NULL);
   cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
   return r;
 }
@@ -58,12 +58,12 @@ static site_row find_site(const char *js, const char *fn) {
 }
 
 Test(sites, both_functions_by_name_with_exact_live_bytes) {
-  proc_child c;
+  sp_child c;
   char pid[32];
   start_helper(&c);
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
 
-  proc_result r = dump("--json", pid, NULL);
+  sp_result r = dump("--json", pid, NULL);
   cr_assert(json_valid(r.out, strlen(r.out)), "invalid JSON:\n%.2000s", r.out);
   site_row big = find_site(r.out, "hold_big"), small = find_site(r.out, "hold_small");
   cr_assert_eq(big.live_bytes, BIG_BYTES);
@@ -73,7 +73,7 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
   cr_assert_lt(big.at, small.at, "the larger site comes first");
   cr_assert_neq(big.id, small.id);
   cr_assert(strstr(r.out, "\"sites_mode\": \"all\""));
-  proc_result_free(&r);
+  sp_free(&r);
 
   /* The text report says the same, in the same order. */
   r = dump("--sites", "5", pid);
@@ -82,7 +82,7 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
   char figures[64];
   snprintf(figures, sizeof figures, " %d ", BIG_BYTES);
   cr_assert(strstr(r.out, figures), "no %s in:\n%s", figures, r.out);
-  proc_result_free(&r);
+  sp_free(&r);
 
   /* --site ID: the whole stack, down to main. */
   char id[16];
@@ -90,51 +90,50 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
   r = dump("--site", id, pid);
   const char *f1 = strstr(r.out, "hold_big ("), *f2 = strstr(r.out, "main (");
   cr_assert(f1 && f2 && f1 < f2, "stack:\n%s", r.out);
-  proc_result_free(&r);
+  sp_free(&r);
 
-  proc_send(&c, "bye\n");
-  cr_assert_eq(proc_wait(&c), 0);
+  sp_send(&c, "bye\n");
+  cr_assert_eq(sp_wait(&c), 0);
 }
 
 Test(sites, blocks_name_their_site) {
-  proc_child c;
+  sp_child c;
   char pid[32];
   start_helper(&c);
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
-  proc_result r = dump("--json", pid, NULL);
+  sp_result r = dump("--json", pid, NULL);
   site_row big = find_site(r.out, "hold_big");
   char needle[64];
   snprintf(needle, sizeof needle, "\"size\": 4096, \"state\": \"used\", \"site\": %u}", big.id);
   cr_assert_eq(count_substr(r.out, needle), BIG_BLOCKS, "blocks of site %u", big.id);
-  proc_result_free(&r);
-  proc_wait(&c);
+  sp_free(&r);
+  sp_wait(&c);
 }
 
 Test(sites, leaks_at_exit_largest_first) {
-  const char *argv[] = {proc_env("SIMALLOC_SITES_HELPER"), NULL};
-  char preload[4096];
-  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", proc_env("SIMALLOC_LIB"));
-  const char *env[] = {preload, "SIMALLOC_SITES=all", "SIMALLOC_LEAKS=1", NULL};
-  proc_result r = proc_run(argv, env, NULL);
+  const char *argv[] = {sp_env("SIMALLOC_SITES_HELPER"), NULL};
+  const char *env[] = {"SIMALLOC_SITES=all", "SIMALLOC_LEAKS=1", NULL};
+  sp_opts o = {.preload = SP_PRELOAD, .env = env};
+  sp_result r = sp_run(argv, &o);
   cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
   const char *big = strstr(r.err, ": 80.0 KiB in 20 blocks\n");
   const char *small = strstr(r.err, ": 29.5 KiB in 30 blocks\n");
   cr_assert(big && small && big < small, "report:\n%s", r.err);
   cr_assert(strstr(big, "sites_helper+0x"), "frames as module+offset:\n%s", r.err);
-  proc_result_free(&r);
+  sp_free(&r);
 }
 
 Test(sites, off_records_nothing) {
-  proc_child c;
+  sp_child c;
   char pid[32];
-  const char *argv[] = {proc_env("SIMALLOC_SITES_HELPER"), NULL};
+  const char *argv[] = {sp_env("SIMALLOC_SITES_HELPER"), NULL};
   setenv("SIMALLOC_SITES", "off", 1);
-  proc_start(&c, argv, proc_env("SIMALLOC_LIB"));
-  free(proc_line(&c));
+  sp_start(&c, argv, &(sp_opts){.preload = SP_PRELOAD});
+  free(sp_line(&c));
   snprintf(pid, sizeof pid, "%d", (int)c.pid);
-  proc_result r = dump("--json", pid, NULL);
+  sp_result r = dump("--json", pid, NULL);
   cr_assert(strstr(r.out, "\"sites_mode\": \"off\""), "%.600s", r.out);
   cr_assert_null(strstr(r.out, "hold_big"));
-  proc_result_free(&r);
-  proc_wait(&c);
+  sp_free(&r);
+  sp_wait(&c);
 }
