@@ -73,7 +73,7 @@ Test(freetree, replace_and_resize_keep_order_and_maxima) {
   cr_assert_eq(sa_tree_first_fit(&tree, 3072), c2);
   /* a grows */
   block(1, 8192);
-  sa_tree_resized(&tree, a);
+  sa_tree_grew(&tree, a);
   cr_assert_eq(check(), 3);
   cr_assert_eq(sa_tree_largest(&tree), 8192);
   cr_assert_eq(sa_tree_first_fit(&tree, 4000), a);
