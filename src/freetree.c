@@ -36,13 +36,9 @@ static inline uint32_t max_of(const sa_freetree *t, uint32_t u) {
 
 /* A bijective mix of the offset, so distinct nodes never tie. */
 static inline uint32_t prio(const sa_freetree *t, uint32_t u) {
-  uint32_t x = u ^ t->key;
+  uint32_t x = (u ^ t->key) * 0x9e3779b1u;
   x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
+  return x * 0x85ebca6bu;
 }
 
 static inline void pull(const sa_freetree *t, uint32_t u) {
