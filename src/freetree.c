@@ -241,20 +241,21 @@ void sa_tree_grew(sa_freetree *t, uintptr_t b) {
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
   uint32_t want = (uint32_t)(size >> SA_UNIT_SHIFT), u = t->root;
   if (!u || NODE(t, u)->max < want) return 0;
-  for (int depth = 0;; depth++) {
+  /* The subtree of u has a fit: in its left subtree, else u, else (so its
+   * right subtree needs no look) its right subtree.  Maxima that disagree
+   * with the sizes end the descent at a missing child. */
+  for (int depth = 0; u; depth++) {
     too_deep(depth);
     sa_node *n = NODE(t, u);
-    uint32_t l = n->left, r = n->right;
-    if (l && NODE(t, l)->max >= want) {
+    uint32_t l = n->left;
+    if (l && NODE(t, l)->max >= want)
       u = l;
-    } else if (units_of(t, u) >= want) {
+    else if (units_of(t, u) >= want)
       return addr_of(t, u);
-    } else if (r && NODE(t, r)->max >= want) {
-      u = r;
-    } else {
-      return 0;  /* maxima disagree with sizes: the caller reports it */
-    }
+    else
+      u = n->right;
   }
+  return 0;  /* the caller reports it */
 }
 
 size_t sa_tree_largest(const sa_freetree *t) {
