@@ -10,7 +10,7 @@
  *  | head: size|check|flags |          | head: size|check|flags |
  *  +------------------------+ b+16     +------------------------+ b+16
  *  | payload ...            |          | tree node: left, right,|
- *  |                        |          |   subtree max, priority|
+ *  |                        |          |   subtree max, parent  |
  *  |                        |          +------------------------+ b+32
  *  |                        |          | (unused, maybe released|
  *  |                        |          |  to the kernel)        |
@@ -66,7 +66,7 @@
 typedef struct sa_node {
   uint32_t left, right;
   uint32_t max;   /* largest block size in this subtree, in units */
-  uint32_t prio;  /* treap priority: a parent's is >= its children's */
+  uint32_t parent; /* 0 for the root */
 } sa_node;
 
 static inline uint64_t *blk_head_ptr(uintptr_t b) { return (uint64_t *)(b + 8); }

@@ -371,7 +371,7 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
     sa_tree_remove(&h->tree, m);
     h->top = m;
   } else if (left) {
-    sa_tree_resized(&h->tree, m);
+    sa_tree_grew(&h->tree, m);
   } else if (right && r == h->top) {
     h->top = b;
   } else if (right) {

@@ -556,6 +556,18 @@ Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
   sa_heap_alloc(&heap, 50000);
 }
 
+Test(heap, a_damaged_tree_link_is_caught_when_merging, .signal = SIGABRT) {
+  char *a = alloc(100), *g1 = alloc(100), *b = alloc(100);
+  alloc(100);
+  release(a);
+  release(b);
+  /* b's node names a parent that does not hold it */
+  uintptr_t bb = (uintptr_t)b - SA_PAYLOAD, ab = (uintptr_t)a - SA_PAYLOAD;
+  sa_node *n = blk_node(bb);
+  n->parent = n->parent ? 0 : (uint32_t)((ab - heap.tree.origin) >> SA_UNIT_SHIFT);
+  sa_heap_free(&heap, g1, "free");  /* merges a, g1 and b: b leaves the tree */
+}
+
 Test(heap, a_run_of_blocks_is_what_repeated_first_fits_give) {
   char *small = alloc(40), *g1 = alloc(16);  /* a hole too small for 80 */
   void *hole[5];
