@@ -57,16 +57,26 @@ static size_t bad_ptr_message(char *buf, size_t cap, const char *call, const cha
   return f.len;
 }
 
+/* publish.c's, when the program links it (a weak reference keeps the unit
+ * tests that use only the formatting from pulling in the whole process). */
+__attribute__((weak)) void sa_snapshot_stop(void);
+
+/* A process about to abort removes its snapshot segment: nobody else will. */
+static _Noreturn void die(const char *msg, size_t n) {
+  if (sa_snapshot_stop) sa_snapshot_stop();
+  sa_os_die(msg, n);
+}
+
 void sa_bad_ptr(const char *call, const char *what, const void *p) {
   char buf[200];
   size_t n = bad_ptr_message(buf, sizeof buf, call, what, p);
-  if (!sa_warn_only) sa_os_die(buf, n);
+  if (!sa_warn_only) die(buf, n);
   sa_os_write(2, buf, n);
 }
 
 _Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p) {
   char buf[200];
-  sa_os_die(buf, bad_ptr_message(buf, sizeof buf, call, what, p));
+  die(buf, bad_ptr_message(buf, sizeof buf, call, what, p));
 }
 
 _Noreturn void sa_fatal(const char *msg) {
@@ -75,5 +85,5 @@ _Noreturn void sa_fatal(const char *msg) {
   sa_fmt_str(&f, "simalloc: ");
   sa_fmt_str(&f, msg);
   sa_fmt_str(&f, "\n");
-  sa_os_die(f.buf, f.len);
+  die(f.buf, f.len);
 }

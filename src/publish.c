@@ -4,8 +4,12 @@
  * `request` futex: a reader bumps it and wakes us, we publish and wake the
  * reader back.  Nobody asking means the thread never runs, and the
  * allocation paths never touch the segment.  The segment is named after the
- * user and the process (SIMALLOC_SNAP_NAME_FMT) and removed at exit; a
- * forked child makes its own.
+ * user and the process (SIMALLOC_SNAP_NAME_FMT) and removed at exit.
+ *
+ * A forked child makes its own, but only once it has lived a second or two
+ * and allocates (sa_snapshot_poll, from the allocation slow path): a child
+ * that execs or leaves with _exit soon, as most do, would otherwise leave a
+ * segment behind that nobody removes.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -124,11 +128,22 @@ void sa_snapshot_stop(void) {
   pub.seg = NULL;
 }
 
+int sa_snapshot_pending;
+static uint64_t pending_until;  /* the coarse second a forked child publishes from */
+
 void sa_snapshot_after_fork_child(void) {
   if (!pub.seg) return;
   /* The parent's segment and thread are the parent's: forget both. */
   __atomic_fetch_add(&pub.generation, 1, __ATOMIC_RELEASE);
   sa_os_shm_unmap(pub.seg, pub.size);
   pub.seg = NULL;
-  sa_snapshot_start();
+  pending_until = sa_os_mono_coarse_s() + 2;
+  __atomic_store_n(&sa_snapshot_pending, 1, __ATOMIC_RELEASE);
+}
+
+void sa_snapshot_poll(void) {
+  static unsigned calls;  /* racy, and only a pace: the clock every 64 calls */
+  if (++calls % 64 || sa_os_mono_coarse_s() < pending_until) return;
+  /* Only one thread starts it, and its own allocations do not come back. */
+  if (__atomic_exchange_n(&sa_snapshot_pending, 0, __ATOMIC_ACQ_REL)) sa_snapshot_start();
 }

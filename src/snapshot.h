@@ -47,9 +47,14 @@ void sa_snap_fill_process(simalloc_snap_header *seg, sa_heap *const *heaps, int 
 
 /* Process side (publish.c): start publishing after the process heap is up;
  * stop and remove the segment at exit; forget the parent's segment in a
- * forked child and make a new one. */
+ * forked child, which makes a new one later (sa_snapshot_poll). */
 void sa_snapshot_start(void);
 void sa_snapshot_stop(void);
 void sa_snapshot_after_fork_child(void);
+
+/* Set in a forked child that has not published yet; the allocation slow
+ * path then calls sa_snapshot_poll now and then, outside every lock. */
+extern int sa_snapshot_pending;
+void sa_snapshot_poll(void);
 
 #endif

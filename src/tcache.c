@@ -10,6 +10,7 @@
 #include "lock.h"
 #include "options.h"
 #include "process.h"
+#include "snapshot.h"
 
 __thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
 uint64_t sa_tc_key;
@@ -240,6 +241,7 @@ void *sa_tc_malloc_slow(size_t n) {
     return NULL;
   }
   sa_tcache *tc = current();
+  if (__builtin_expect(sa_snapshot_pending, 0)) sa_snapshot_poll();
   size_t c = sa_tc_class(blk_size_for(n));
   if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return counted(tc, alloc_anywhere(tc->heap, n, 0, 0));
 
