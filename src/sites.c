@@ -50,7 +50,7 @@
 /* Frames of ours that an allocation's stack starts with, at most, in the
  * usual case: the entry point and its slow path (sa_site_record takes the
  * stack again if there were more). */
-#define OWN_FRAMES 4
+#define OWN_FRAMES 3
 
 static struct {
   int mode;                     /* SA_SITES_*; OFF until armed */
@@ -63,12 +63,20 @@ static struct {
   simalloc_snap_site *site;     /* [max] */
   uint32_t *index;              /* [index_mask + 1] ids, 0 = empty */
   sa_lock lock;                 /* additions to the site table */
+  uint32_t generation;          /* tables set up so far (a new one: > 1 in the tests) */
   uintptr_t own_lo, own_hi;     /* our own code: frames there are dropped */
   int report_fd;                /* where SIMALLOC_LEAKS reports */
 } sites = {.report_fd = 2};
 
-/* Per thread: the random state of the intervals. */
+/* Per thread: the random state of the intervals, and the last stack
+ * recorded with its site (site_of_stack). */
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
+static __thread struct {
+  uint32_t generation;          /* sites.generation it belongs to; 0 none */
+  uint32_t id;
+  int n;
+  uint64_t frames[SIMALLOC_SITE_DEPTH];
+} memo __attribute__((tls_model("initial-exec")));
 
 /* ---- randomness and weights --------------------------------------------- */
 
@@ -134,26 +142,32 @@ uint64_t sa_sites_weight(size_t size) {
 
 /* ---- the site table ----------------------------------------------------- */
 
-static uint64_t stack_hash(const uintptr_t *frames, int n) {
+/* Stacks are the return addresses as the unwinder gives them. */
+typedef void *const *stack;
+
+static uint64_t stack_hash(stack frames, int n) {
   uint64_t h = UINT64_C(0xcbf29ce484222325) ^ (uint64_t)n;
   for (int i = 0; i < n; i++) {
-    h ^= frames[i];
+    h ^= (uintptr_t)frames[i];
     h *= UINT64_C(0x9e3779b97f4a7c15);
     h ^= h >> 29;
   }
   return h;
 }
 
-static int same_stack(const simalloc_snap_site *s, const uintptr_t *frames, int n) {
-  if (s->frame_count != (uint32_t)n) return 0;
+static int same_frames(const uint64_t *kept, stack frames, int n) {
   for (int i = 0; i < n; i++)
-    if (s->frames[i] != frames[i]) return 0;
+    if (kept[i] != (uintptr_t)frames[i]) return 0;
   return 1;
+}
+
+static int same_stack(const simalloc_snap_site *s, stack frames, int n) {
+  return s->frame_count == (uint32_t)n && same_frames(s->frames, frames, n);
 }
 
 /* The slot of the stack's id in the index, or of the empty slot that ends
  * its probe sequence. */
-static uint32_t probe(const uintptr_t *frames, int n, uint64_t h, uint32_t *id) {
+static uint32_t probe(stack frames, int n, uint64_t h, uint32_t *id) {
   uint32_t i = (uint32_t)h & sites.index_mask;
   for (;;) {
     *id = __atomic_load_n(&sites.index[i], __ATOMIC_ACQUIRE);
@@ -162,7 +176,7 @@ static uint32_t probe(const uintptr_t *frames, int n, uint64_t h, uint32_t *id) 
   }
 }
 
-static uint32_t site_add(const uintptr_t *frames, int n, uint64_t h) {
+static uint32_t site_add(stack frames, int n, uint64_t h) {
   uint32_t id;
   sa_lock_acquire(&sites.lock);
   uint32_t i = probe(frames, n, h, &id);
@@ -171,7 +185,7 @@ static uint32_t site_add(const uintptr_t *frames, int n, uint64_t h) {
     simalloc_snap_site *s = &sites.site[id];
     s->id = id;
     s->frame_count = (uint32_t)n;
-    memcpy(s->frames, frames, (size_t)n * sizeof *frames);
+    for (int k = 0; k < n; k++) s->frames[k] = (uintptr_t)frames[k];
     __atomic_store_n(&sites.count, id + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&sites.index[i], id, __ATOMIC_RELEASE);
   } else if (id == 0) {
@@ -181,12 +195,21 @@ static uint32_t site_add(const uintptr_t *frames, int n, uint64_t h) {
   return id;
 }
 
-/* The id of the site of this stack, made if new; `other` if none is left. */
-static uint32_t site_of_stack(const uintptr_t *frames, int n) {
+/* The id of the site of this stack, made if new; `other` if none is left.
+ * A thread that records from the same place again and again finds the
+ * site in its memo of the last stack, without hashing. */
+static uint32_t site_of_stack(stack frames, int n) {
+  if (memo.generation == sites.generation && memo.n == n && same_frames(memo.frames, frames, n))
+    return memo.id;
   uint64_t h = stack_hash(frames, n);
   uint32_t id;
   probe(frames, n, h, &id);
-  return id ? id : site_add(frames, n, h);
+  if (!id) id = site_add(frames, n, h);
+  memo.generation = sites.generation;
+  memo.n = n;
+  memo.id = id;
+  for (int k = 0; k < n; k++) memo.frames[k] = (uintptr_t)frames[k];
+  return id;
 }
 
 static void credit(uint32_t id, int64_t bytes, int64_t blocks) {
@@ -217,32 +240,38 @@ static void set_trailer(void *p, size_t block_size, uint32_t id) {
   __atomic_store_n((uint64_t *)at, trailer_make(at, id, sa_tc_key), __ATOMIC_RELAXED);
 }
 
-/* Blocks a record of this size stands for. */
-static int64_t blocks_for(size_t size, uint64_t weight) {
-  uint64_t b = size ? weight / size : 1;
-  return b ? (int64_t)b : 1;
+/* What a record of a block of size bytes stands for: the bytes and the
+ * blocks it adds to its site. */
+typedef struct weight {
+  uint64_t bytes;
+  int64_t blocks;
+} weight;
+
+static inline weight weigh(size_t size) {
+  if (sites.mode != SA_SITES_SAMPLE) return (weight){size, 1};
+  uint64_t w = sa_sites_weight(size), b = size ? w / size : 1;
+  return (weight){w, b ? (int64_t)b : 1};
 }
 
 /* ---- recording ---------------------------------------------------------- */
 
 /* Records p (block_size bytes, its last 8 free for the trailer) as
  * allocated by the stack frames[0..n): returns its site. */
-static uint32_t record(void *p, size_t block_size, const uintptr_t *frames, int n) {
+static uint32_t record(void *p, size_t block_size, stack frames, int n) {
   if (n > sites.depth) n = sites.depth;
   uint32_t id = site_of_stack(frames, n);
-  uint64_t w = sa_sites_weight(block_size);
-  int64_t blocks = blocks_for(block_size, w);
+  weight w = weigh(block_size);
   simalloc_snap_site *s = &sites.site[id];
-  __atomic_add_fetch(&s->total_bytes, w, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&s->total_calls, (uint64_t)blocks, __ATOMIC_RELAXED);
-  credit(id, (int64_t)w, blocks);
+  __atomic_add_fetch(&s->total_bytes, w.bytes, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&s->total_calls, (uint64_t)w.blocks, __ATOMIC_RELAXED);
+  credit(id, (int64_t)w.bytes, w.blocks);
   set_trailer(p, block_size, id);
   sa_blk_set_tracked(p, 1);  /* after the trailer: whoever sees TRACKED finds it */
   return id;
 }
 
 /* Leading frames inside our own code are the allocator's. */
-static int own_frames(void *const *frames, int n) {
+static int own_frames(stack frames, int n) {
   int k = 0;
   while (k < n && (uintptr_t)frames[k] >= sites.own_lo && (uintptr_t)frames[k] < sites.own_hi) k++;
   return k;
@@ -253,18 +282,15 @@ int sa_sites_frames_wanted(void) {
   return sites.depth + OWN_FRAMES;
 }
 
-void *sa_site_record(void *p, void **raw, int n) {
+void *sa_site_record(void *p, void **frames, int n) {
   if (!p || __atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE) == SA_SITES_OFF) return p;
-  int k = own_frames(raw, n);
+  int k = own_frames(frames, n);
   if (n == sites.depth + OWN_FRAMES && n - k < sites.depth) {
     /* More of our frames than usual: take the stack whole. */
-    n = sa_unwind(raw, SA_UNWIND_MAX);
-    k = own_frames(raw, n);
+    n = sa_unwind(frames, SA_UNWIND_MAX);
+    k = own_frames(frames, n);
   }
-  uintptr_t frames[SIMALLOC_SITE_DEPTH];
-  int m = 0;
-  for (; k < n && m < sites.depth; k++) frames[m++] = (uintptr_t)raw[k];
-  record(p, head_size(blk_head(blk_of_payload(p))), frames, m);
+  record(p, head_size(blk_head(blk_of_payload(p))), frames + k, n - k);
   return p;
 }
 
@@ -283,8 +309,8 @@ uint32_t sa_site_get(void *p, size_t block_size, const char *call) {
 void sa_site_released(void *p, size_t block_size) {
   uint32_t id = site_checked(p, block_size, "free");
   if (id) {
-    uint64_t w = sa_sites_weight(block_size);
-    credit(id, -(int64_t)w, -blocks_for(block_size, w));
+    weight w = weigh(block_size);
+    credit(id, -(int64_t)w.bytes, -w.blocks);
   }
   sa_blk_set_tracked(p, 0);
 }
@@ -296,8 +322,8 @@ void sa_site_resized(void *p, uint32_t id, size_t old_size, size_t new_size) {
     return;
   }
   set_trailer(p, new_size, id);
-  uint64_t w0 = sa_sites_weight(old_size), w1 = sa_sites_weight(new_size);
-  credit(id, (int64_t)(w1 - w0), blocks_for(new_size, w1) - blocks_for(old_size, w0));
+  weight w0 = weigh(old_size), w1 = weigh(new_size);
+  credit(id, (int64_t)(w1.bytes - w0.bytes), w1.blocks - w0.blocks);
 }
 
 uint32_t sa_site_of(const void *p) {
@@ -403,6 +429,7 @@ static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   sites.depth = depth;
   sites.rate = rate ? rate : 1;
   sites.wanted = mode;
+  sites.generation++;
   return 0;
 }
 
@@ -571,7 +598,10 @@ int sa_sites_test_setup(int mode, uint64_t rate, int depth, uint32_t max) {
 }
 
 uint32_t sa_sites_test_record(void *p, size_t block_size, const uintptr_t *frames, int n) {
-  return record(p, block_size, frames, n);
+  void *raw[SIMALLOC_SITE_DEPTH];
+  if (n > SIMALLOC_SITE_DEPTH) n = SIMALLOC_SITE_DEPTH;
+  for (int i = 0; i < n; i++) raw[i] = (void *)frames[i];
+  return record(p, block_size, raw, n);
 }
 
 int sa_sites_test_site(uint32_t id, simalloc_snap_site *out) {
