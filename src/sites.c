@@ -32,6 +32,7 @@
  */
 #include "sites.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -298,7 +299,9 @@ void *sa_site_record(void *p, void **frames, int n) {
 static uint32_t site_checked(void *p, size_t block_size, const char *call) {
   uint32_t id = sites.site ? trailer_of(p, block_size) : SIMALLOC_SITE_NONE;
   if (id != UINT32_MAX) return id;
+  int saved = errno;
   sa_bad_ptr(call, "heap overflow: the end of this block is damaged", p);
+  errno = saved;
   return SIMALLOC_SITE_NONE;
 }
 

@@ -7,9 +7,9 @@
  * the block with 8 bytes more for its trailer (block.h) and calls
  * sa_site_record, which finds or makes the site of that stack, credits it,
  * writes the site into the trailer and marks the block TRACKED in its
- * header; then the thread's next countdown is set.  A TRACKED block leaves
- * the fast free path; sa_site_released credits its site back before the
- * block is reused.
+ * header; then the thread's next countdown is set.  When a TRACKED block
+ * is freed, sa_site_released (out of the free path's line) credits its
+ * site back before the block is reused.
  *
  * Modes: off (never sampled: the countdown never ends), sample (one
  * allocation per SIMALLOC_SITE_RATE bytes on average, at random, each
@@ -56,7 +56,7 @@ int sa_sites_frames_wanted(void);
 void *sa_site_record(void *p, void **frames, int n);
 
 /* A TRACKED block is being freed, or moved by realloc: credits its site
- * back and clears TRACKED.  block_size is its current size. */
+ * back and clears TRACKED.  block_size is its current size.  Keeps errno. */
 void sa_site_released(void *p, size_t block_size);
 
 /* The site of TRACKED block p (block_size bytes) before a resize; a

@@ -184,10 +184,9 @@ static sa_tcache *current(void) {
   return tc;
 }
 
-/* n bytes from list c, refilled from the heap if it is empty. */
-static void *alloc_cached(sa_tcache *tc, size_t n, size_t c) {
-  void *p = sa_tc_pop(tc, c);
-  if (p) return p;
+/* n bytes for list c, which is empty: refills it from the heap. */
+static void *refill(sa_tcache *tc, size_t n, size_t c) {
+  void *p;
   sa_heap *h = tc->heap;
   if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
     take_remote(tc, h, c);
@@ -218,11 +217,12 @@ static void *alloc_cached(sa_tcache *tc, size_t n, size_t c) {
 
 /* n bytes (aligned to align if it is not 0, zeroed if zero), not counted
  * towards the next sample. */
-static void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
+static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
   if (align || zero || n > SA_TC_MAX_REQ) return alloc_anywhere(tc->heap, n, align, zero);
   size_t c = sa_tc_class(blk_size_for(n));
   if (tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
-  return alloc_cached(tc, n, c);
+  void *p = sa_tc_pop(tc, c);
+  return p ? p : refill(tc, n, c);
 }
 
 /* The allocation the countdown chose for a record at its site (sites.h).
@@ -295,8 +295,8 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
     hd = blk_head(a - SA_PAYLOAD);
   }
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    /* The fast path found the list full, the cache new or the block
-     * tracked: make room if needed. */
+    /* The fast path found the list full or the cache new: make room if
+     * needed. */
     int full = tc->count[c] >= tc->cap[c];
     if (full) flush_list(tc, c, (unsigned)tc->cap[c] / 2 + 1);
     push(tc, p, c);
