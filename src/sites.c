@@ -295,8 +295,7 @@ void *sa_site_record(void *p, void **frames, int n) {
   return p;
 }
 
-/* p's site, or 0; a damaged trailer is reported on behalf of call. */
-static uint32_t site_checked(void *p, size_t block_size, const char *call) {
+uint32_t sa_site_get(void *p, size_t block_size, const char *call) {
   uint32_t id = sites.site ? trailer_of(p, block_size) : SIMALLOC_SITE_NONE;
   if (id != UINT32_MAX) return id;
   int saved = errno;
@@ -305,12 +304,8 @@ static uint32_t site_checked(void *p, size_t block_size, const char *call) {
   return SIMALLOC_SITE_NONE;
 }
 
-uint32_t sa_site_get(void *p, size_t block_size, const char *call) {
-  return site_checked(p, block_size, call);
-}
-
 void sa_site_released(void *p, size_t block_size) {
-  uint32_t id = site_checked(p, block_size, "free");
+  uint32_t id = sa_site_get(p, block_size, "free");
   if (id) {
     weight w = weigh(block_size);
     credit(id, -(int64_t)w.bytes, -w.blocks);
