@@ -1,4 +1,4 @@
-/* Unit tests of the allocation-site tables (sites.c) without the unwinder:
+/* Unit tests of the allocation-site table and trailers (sites.c) without the unwinder:
  * stacks are given by hand, blocks come from a private heap keyed like the
  * process arena so that TRACKED can be set in their headers. */
 #include <criterion/criterion.h>
