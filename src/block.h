@@ -24,8 +24,8 @@
  *           so a header that was overwritten or never written is noticed
  *    2      CLEAN: (free blocks) the whole pages of the block after its
  *           tree node read as zero;
- *           TRACKED: (used blocks) the block is recorded in the site
- *           table (sites.h)
+ *           TRACKED: (used blocks) the block is recorded at an allocation
+ *           site (sites.h) and ends with a trailer
  *    1      PREV_USED: the block before this one is in use
  *    0      USED
  *
@@ -33,6 +33,12 @@
  * holds its size (the boundary tag that lets free() find it); while it is
  * used it is the last 8 bytes of its payload.  So a used block costs 8
  * bytes of overhead, and the payload of a block of size s is s - 8 bytes.
+ *
+ * A TRACKED block gives its last 8 bytes (at b+size, where the next
+ * block's prev_foot is) to a trailer naming its allocation site: the site
+ * id in the low 32 bits, a keyed check of the id and the trailer's address
+ * in the high 32, so that a trailer overwritten by the program is noticed.
+ * Its payload is then s - 16 bytes (blk_usable).
  *
  * Invariants (checked by sa_heap_check):
  *   - blocks tile [start, epilogue) exactly; sizes are >= SA_MIN_BLOCK;
@@ -120,6 +126,33 @@ static inline void blk_set_flag(uintptr_t b, uint64_t flag, int on, uint64_t key
     uint64_t sf = ((old & ~SA_CHECK) & ~flag) | (on ? flag : 0);
     nw = sf | head_check(b, sf, key);
   } while (!__atomic_compare_exchange_n(hp, &old, nw, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+#define SA_TRAILER 8u
+
+/* Payload bytes of a used block with head h. */
+static inline size_t blk_usable(uint64_t h) {
+  return head_size(h) - SA_OVERHEAD - ((h & SA_TRACKED) ? SA_TRAILER : 0);
+}
+
+/* The trailer of TRACKED block b of size bytes. */
+static inline uint64_t *blk_trailer_ptr(uintptr_t b, size_t size) { return (uint64_t *)(b + size); }
+
+static inline uint64_t trailer_check(uintptr_t at, uint32_t site, uint64_t key) {
+  uint64_t x = (at ^ key) + site * UINT64_C(0x9e3779b97f4a7c15);
+  x ^= x >> 32;
+  x *= UINT64_C(0xd6e8feb86659fd93);
+  return x & UINT64_C(0xffffffff00000000);
+}
+
+static inline uint64_t trailer_make(uintptr_t at, uint32_t site, uint64_t key) {
+  return trailer_check(at, site, key) | site;
+}
+
+/* The site a trailer t read at `at` names, or UINT32_MAX if it is damaged. */
+static inline uint32_t trailer_site(uintptr_t at, uint64_t t, uint64_t key) {
+  uint32_t site = (uint32_t)t;
+  return (t & ~UINT64_C(0xffffffff)) == trailer_check(at, site, key) ? site : UINT32_MAX;
 }
 
 /* Bytes of block for a request of n payload bytes (n <= PTRDIFF_MAX). */

@@ -521,7 +521,7 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  size_t old = head_size(head(b)) - SA_OVERHEAD;
+  size_t old = blk_usable(head(b));
   int ok = resize_locked(h, b, blk_size_for(n), p);
   sa_lock_release(&h->lock);
   if (ok) return p;
@@ -542,7 +542,7 @@ size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
     why = "invalid pointer";
   else if (*blk_tag_ptr((void *)a) == blk_cache_tag(a, h->key))
     why = "freed pointer";
-  if (!why) return head_size(hd) - SA_OVERHEAD;
+  if (!why) return blk_usable(hd);
   sa_bad_ptr(call, why, p);
   return 0;
 }

@@ -93,21 +93,28 @@ SA_API void *realloc(void *p, size_t n) {
     return NULL;
   }
   /* Still fits, with little to give back: nothing to do, no lock.  (A
-   * bad pointer fails these checks and is reported below.) */
+   * bad pointer fails these checks and is reported below.)  A block
+   * recorded at its site keeps room for its trailer (block.h). */
   uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
-  size_t size = head_size(hd);
-  if (n <= size - SA_OVERHEAD && size - blk_size_for(n) < 64 + size / 8 && sa_blk_live(p, hd))
+  size_t size = head_size(hd), room = (hd & SA_TRACKED) ? SA_TRAILER : 0;
+  if (n <= blk_usable(hd) && size - blk_size_for(n + room) < 64 + size / 8 && sa_blk_live(p, hd))
     return p;
-  int done = sa_heap_resize_in_place(h, p, n);
+  uint32_t site = SIMALLOC_SITE_NONE;
+  if (room && sa_blk_live(p, hd)) {
+    int saved = errno;
+    site = sa_site_get(p, size, "realloc");
+    errno = saved;
+  }
+  int done = sa_heap_resize_in_place(h, p, n <= PTRDIFF_MAX ? n + room : n);
   if (done < 0) {
     errno = EINVAL;
     return NULL;
   }
   if (done) {
-    if (hd & SA_TRACKED) {
+    if (room) {
       int saved = errno;
-      sa_site_resized(p, head_size(hd), head_size(blk_head((uintptr_t)p - SA_PAYLOAD)));
+      sa_site_resized(p, site, size, head_size(blk_head(b)));
       errno = saved;
     }
     return p;

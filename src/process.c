@@ -193,7 +193,7 @@ static void print_stats(void) {
 __attribute__((constructor)) static void process_init(void) {
   if (!sa_process_ready()) return;
   sa_sites_arm();
-  sa_tc.sample_left = sa_sites_first_countdown();  /* this thread's first sample */
+  sa_tc.sample_left = sa_sites_countdown();  /* this thread's first sample */
   sa_snapshot_start();
 }
 

@@ -1,23 +1,17 @@
 /* sites.c - allocation sites: which call stacks hold the memory.
  *
- * Two fixed-size tables, both in memory from sa_os_reserve, so nothing here
- * ever allocates from the heaps:
+ * The site table, in memory from sa_os_reserve so that nothing here ever
+ * allocates from the heaps, has one entry per distinct stack; its index is
+ * the site id (0 none, 1 `other`, real sites from 2).  A hash index of ids
+ * over the stacks finds a stack's site: lookups take no lock (an id is
+ * published in the index only after its entry is complete), additions take
+ * `sites.lock`.  When the table is full, new stacks fold into `other`.
+ * Counters are updated with atomics.
  *
- *   the site table   one entry per distinct stack, its index is the site
- *                    id (0 none, 1 `other`, real sites from 2).  A hash
- *                    index of ids over the stacks finds a stack's site;
- *                    lookups take no lock (an id is published in the index
- *                    only after its entry is complete), additions take
- *                    `sites.lock`.  When the table is full, new stacks fold
- *                    into `other`.  Counters are updated with atomics.
- *
- *   the block table  block payload address -> site for every TRACKED
- *                    block, so that free and realloc credit the right site
- *                    back (what a block stands for follows from its size).  Open addressing with linear probing
- *                    and backward-shift deletion, cut into stripes with a
- *                    lock each.  A stripe more than 3/4 full takes no more
- *                    blocks: those stay untracked (TRACKED clear) and count
- *                    nowhere.
+ * Each recorded block names its site in its trailer (block.h), so that
+ * free and realloc credit the right site back without a search; what a
+ * block stands for follows from its size.  The allocation paths (tcache.c)
+ * give a block chosen for a record the 8 bytes more that its trailer takes.
  *
  * The estimator (sample mode).  Each thread counts down the bytes it
  * allocates from an exponentially distributed start of mean R
@@ -28,14 +22,17 @@
  * exactly s, so every per-site sum is unbiased.  The weight is about R for
  * small blocks and s for blocks much larger than R.  Block counts are
  * estimated the same way (weight / s blocks per sample).  A block resized
- * in place stands from then on for what a block of its new size would.  With `all`, the
- * weight is the size and the figures are exact.
+ * in place stands from then on for what a block of its new size would.
+ * (The countdown counts the block an allocation would have without a
+ * trailer, the weight the block it has: they differ by at most 16 bytes.)
+ * With `all`, the weight is the size and the figures are exact.
  *
- * Nothing here runs under an allocator lock; the locks here are never held
+ * Nothing here runs under an allocator lock; the lock here is never held
  * while calling anything that could allocate.
  */
 #include "sites.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,32 +46,12 @@
 #include "tcache.h"
 #include "unwind.h"
 
-#define STRIPES 16
-/* Block table entries per site table entry: every block may be tracked
- * with `all`; sampling tracks about one block per SIMALLOC_SITE_RATE live
- * bytes, and a smaller table keeps its pages few. */
-#define BLOCKS_PER_SITE_ALL 64
-#define BLOCKS_PER_SITE_SAMPLE 8
 #define LEAKS_SHOWN 20          /* sites in the exit report */
-
-/* A block table entry: the payload address (16-byte aligned, below 2^48)
- * over 44 bits and the site id below it; 0 is an empty slot.  What a block
- * stands for follows from its size (sa_sites_weight), so it is not kept. */
-typedef uint64_t block_entry;
-#define SITE_BITS 20
-#define SITE_MASK ((UINT64_C(1) << SITE_BITS) - 1)
-
-static inline block_entry entry_make(uintptr_t p, uint32_t site) {
-  return ((uint64_t)p >> 4) << SITE_BITS | site;
-}
-static inline uintptr_t entry_addr(block_entry e) { return (uintptr_t)(e >> SITE_BITS) << 4; }
-static inline uint32_t entry_site(block_entry e) { return (uint32_t)(e & SITE_MASK); }
-
-typedef struct stripe {
-  sa_lock lock;
-  uint32_t count;
-  block_entry *slot;
-} __attribute__((aligned(64))) stripe;
+#define SITE_LIMIT (1u << 20)   /* site table entries at most */
+/* Frames of ours that an allocation's stack starts with, at most, in the
+ * usual case: the entry point and its slow path (sa_site_record takes the
+ * stack again if there were more). */
+#define OWN_FRAMES 3
 
 static struct {
   int mode;                     /* SA_SITES_*; OFF until armed */
@@ -87,15 +64,20 @@ static struct {
   simalloc_snap_site *site;     /* [max] */
   uint32_t *index;              /* [index_mask + 1] ids, 0 = empty */
   sa_lock lock;                 /* additions to the site table */
-  uint32_t stripe_mask;         /* slots per stripe - 1 */
-  stripe stripes[STRIPES];
+  uint32_t generation;          /* tables set up so far (a new one: > 1 in the tests) */
   uintptr_t own_lo, own_hi;     /* our own code: frames there are dropped */
   int report_fd;                /* where SIMALLOC_LEAKS reports */
 } sites = {.report_fd = 2};
 
-/* Per thread: the recursion guard and the random state of the intervals. */
-static __thread int in_site __attribute__((tls_model("initial-exec")));
+/* Per thread: the random state of the intervals, and the last stack
+ * recorded with its site (site_of_stack). */
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
+static __thread struct {
+  uint32_t generation;          /* sites.generation it belongs to; 0 none */
+  uint32_t id;
+  int n;
+  uint64_t frames[SIMALLOC_SITE_DEPTH];
+} memo __attribute__((tls_model("initial-exec")));
 
 /* ---- randomness and weights --------------------------------------------- */
 
@@ -161,26 +143,32 @@ uint64_t sa_sites_weight(size_t size) {
 
 /* ---- the site table ----------------------------------------------------- */
 
-static uint64_t stack_hash(const uintptr_t *frames, int n) {
+/* Stacks are the return addresses as the unwinder gives them. */
+typedef void *const *stack;
+
+static uint64_t stack_hash(stack frames, int n) {
   uint64_t h = UINT64_C(0xcbf29ce484222325) ^ (uint64_t)n;
   for (int i = 0; i < n; i++) {
-    h ^= frames[i];
+    h ^= (uintptr_t)frames[i];
     h *= UINT64_C(0x9e3779b97f4a7c15);
     h ^= h >> 29;
   }
   return h;
 }
 
-static int same_stack(const simalloc_snap_site *s, const uintptr_t *frames, int n) {
-  if (s->frame_count != (uint32_t)n) return 0;
+static int same_frames(const uint64_t *kept, stack frames, int n) {
   for (int i = 0; i < n; i++)
-    if (s->frames[i] != frames[i]) return 0;
+    if (kept[i] != (uintptr_t)frames[i]) return 0;
   return 1;
+}
+
+static int same_stack(const simalloc_snap_site *s, stack frames, int n) {
+  return s->frame_count == (uint32_t)n && same_frames(s->frames, frames, n);
 }
 
 /* The slot of the stack's id in the index, or of the empty slot that ends
  * its probe sequence. */
-static uint32_t probe(const uintptr_t *frames, int n, uint64_t h, uint32_t *id) {
+static uint32_t probe(stack frames, int n, uint64_t h, uint32_t *id) {
   uint32_t i = (uint32_t)h & sites.index_mask;
   for (;;) {
     *id = __atomic_load_n(&sites.index[i], __ATOMIC_ACQUIRE);
@@ -189,16 +177,17 @@ static uint32_t probe(const uintptr_t *frames, int n, uint64_t h, uint32_t *id) 
   }
 }
 
-static uint32_t site_add(const uintptr_t *frames, int n, uint64_t h) {
+static uint32_t site_add(stack frames, int n, uint64_t h) {
   uint32_t id;
   sa_lock_acquire(&sites.lock);
   uint32_t i = probe(frames, n, h, &id);
   if (id == 0 && sites.count < sites.max) {
-    id = sites.count++;
+    id = sites.count;
     simalloc_snap_site *s = &sites.site[id];
     s->id = id;
     s->frame_count = (uint32_t)n;
-    memcpy(s->frames, frames, (size_t)n * sizeof *frames);
+    for (int k = 0; k < n; k++) s->frames[k] = (uintptr_t)frames[k];
+    __atomic_store_n(&sites.count, id + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&sites.index[i], id, __ATOMIC_RELEASE);
   } else if (id == 0) {
     id = SIMALLOC_SITE_OTHER;
@@ -207,12 +196,21 @@ static uint32_t site_add(const uintptr_t *frames, int n, uint64_t h) {
   return id;
 }
 
-/* The id of the site of this stack, made if new; `other` if none is left. */
-static uint32_t site_of_stack(const uintptr_t *frames, int n) {
+/* The id of the site of this stack, made if new; `other` if none is left.
+ * A thread that records from the same place again and again finds the
+ * site in its memo of the last stack, without hashing. */
+static uint32_t site_of_stack(stack frames, int n) {
+  if (memo.generation == sites.generation && memo.n == n && same_frames(memo.frames, frames, n))
+    return memo.id;
   uint64_t h = stack_hash(frames, n);
   uint32_t id;
   probe(frames, n, h, &id);
-  return id ? id : site_add(frames, n, h);
+  if (!id) id = site_add(frames, n, h);
+  memo.generation = sites.generation;
+  memo.n = n;
+  memo.id = id;
+  for (int k = 0; k < n; k++) memo.frames[k] = (uintptr_t)frames[k];
+  return id;
 }
 
 static void credit(uint32_t id, int64_t bytes, int64_t blocks) {
@@ -227,139 +225,110 @@ static void credit(uint32_t id, int64_t bytes, int64_t blocks) {
   }
 }
 
-/* ---- the block table ---------------------------------------------------- */
+/* ---- the trailer ------------------------------------------------------- */
 
-/* Blocks near each other land near each other in the table, so that frees
- * of neighbours share cache lines: the stripe is the 4 KiB page modulo
- * STRIPES, the slot the address with those page bits taken out; each
- * 64 MiB window starts at its own place so that heaps far apart do not
- * pile up on the same slots. */
-static stripe *stripe_of(uintptr_t p, uint32_t *home) {
-  uint64_t packed = ((p >> 4) & 0xff) | ((p >> 16) << 8);
-  *home = (uint32_t)(packed + (p >> 26) * UINT64_C(0x9e3779b1)) & sites.stripe_mask;
-  return &sites.stripes[(p >> 12) & (STRIPES - 1)];
+/* The site in TRACKED block p's trailer (block of block_size bytes), or
+ * UINT32_MAX if the trailer is damaged or names no site of the table. */
+static uint32_t trailer_of(const void *p, size_t block_size) {
+  uintptr_t at = (uintptr_t)blk_trailer_ptr(blk_of_payload(p), block_size);
+  uint64_t t = __atomic_load_n((uint64_t *)at, __ATOMIC_RELAXED);
+  uint32_t id = trailer_site(at, t, sa_tc_key);
+  return id < __atomic_load_n(&sites.count, __ATOMIC_ACQUIRE) ? id : UINT32_MAX;
 }
 
-/* Index of p's entry in st, or of the empty slot where it would go. */
-static uint32_t block_find(stripe *st, uint32_t home, uintptr_t p) {
-  uint32_t i = home;
-  while (st->slot[i] && entry_addr(st->slot[i]) != p) i = (i + 1) & sites.stripe_mask;
-  return i;
+static void set_trailer(void *p, size_t block_size, uint32_t id) {
+  uintptr_t at = (uintptr_t)blk_trailer_ptr(blk_of_payload(p), block_size);
+  __atomic_store_n((uint64_t *)at, trailer_make(at, id, sa_tc_key), __ATOMIC_RELAXED);
 }
 
-static int block_put(uintptr_t p, uint32_t site) {
-  uint32_t home;
-  stripe *st = stripe_of(p, &home);
-  int ok = 0;
-  if (p >> 48) return 0;  /* beyond what an entry holds (5-level paging) */
-  sa_lock_acquire(&st->lock);
-  if (st->count < (sites.stripe_mask + 1) / 4 * 3) {
-    uint32_t i = block_find(st, home, p);
-    if (!st->slot[i]) st->count++;
-    st->slot[i] = entry_make(p, site);
-    ok = 1;
-  }
-  sa_lock_release(&st->lock);
-  return ok;
-}
+/* What a record of a block of size bytes stands for: the bytes and the
+ * blocks it adds to its site. */
+typedef struct weight {
+  uint64_t bytes;
+  int64_t blocks;
+} weight;
 
-/* Removes slot i of st, shifting later entries of its cluster back so that
- * no probe sequence is cut (the stripe lock is held). */
-static void block_remove(stripe *st, uint32_t i) {
-  uint32_t m = sites.stripe_mask, j = i;
-  for (;;) {
-    j = (j + 1) & m;
-    if (!st->slot[j]) break;
-    uint32_t home;
-    stripe_of(entry_addr(st->slot[j]), &home);
-    /* j's entry may move to i if its home is not in (i, j]. */
-    if (((j - home) & m) >= ((j - i) & m)) {
-      st->slot[i] = st->slot[j];
-      i = j;
-    }
-  }
-  st->slot[i] = 0;
-  st->count--;
-}
-
-/* p's site, taking its entry out of the table if take; 0 if it had none. */
-static uint32_t block_lookup(uintptr_t p, int take) {
-  uint32_t home;
-  stripe *st = stripe_of(p, &home);
-  sa_lock_acquire(&st->lock);
-  uint32_t i = block_find(st, home, p);
-  uint32_t site = st->slot[i] ? entry_site(st->slot[i]) : SIMALLOC_SITE_NONE;
-  if (site && take) block_remove(st, i);
-  sa_lock_release(&st->lock);
-  return site;
-}
-
-/* Blocks a record of this size stands for. */
-static int64_t blocks_for(size_t size, uint64_t weight) {
-  uint64_t b = size ? weight / size : 1;
-  return b ? (int64_t)b : 1;
+static inline weight weigh(size_t size) {
+  if (sites.mode != SA_SITES_SAMPLE) return (weight){size, 1};
+  uint64_t w = sa_sites_weight(size), b = size ? w / size : 1;
+  return (weight){w, b ? (int64_t)b : 1};
 }
 
 /* ---- recording ---------------------------------------------------------- */
 
-/* Records p (block_size bytes) as allocated by the stack frames[0..n):
- * returns its site, or 0 if the block table had no room. */
-static uint32_t record(void *p, size_t block_size, const uintptr_t *frames, int n) {
+/* Records p (block_size bytes, its last 8 free for the trailer) as
+ * allocated by the stack frames[0..n): returns its site. */
+static uint32_t record(void *p, size_t block_size, stack frames, int n) {
   if (n > sites.depth) n = sites.depth;
   uint32_t id = site_of_stack(frames, n);
-  if (!block_put((uintptr_t)p, id)) return 0;
-  uint64_t w = sa_sites_weight(block_size);
-  int64_t blocks = blocks_for(block_size, w);
+  weight w = weigh(block_size);
   simalloc_snap_site *s = &sites.site[id];
-  __atomic_add_fetch(&s->total_bytes, w, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&s->total_calls, (uint64_t)blocks, __ATOMIC_RELAXED);
-  credit(id, (int64_t)w, blocks);
-  sa_blk_set_tracked(p, 1);
+  __atomic_add_fetch(&s->total_bytes, w.bytes, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&s->total_calls, (uint64_t)w.blocks, __ATOMIC_RELAXED);
+  credit(id, (int64_t)w.bytes, w.blocks);
+  set_trailer(p, block_size, id);
+  sa_blk_set_tracked(p, 1);  /* after the trailer: whoever sees TRACKED finds it */
   return id;
 }
 
-/* Leading frames inside our own code are the allocator's: dropped. */
-static int drop_own(uintptr_t *frames, int n) {
+/* Leading frames inside our own code are the allocator's. */
+static int own_frames(stack frames, int n) {
   int k = 0;
-  while (k < n && frames[k] >= sites.own_lo && frames[k] < sites.own_hi) k++;
-  memmove(frames, frames + k, (size_t)(n - k) * sizeof *frames);
-  return n - k;
+  while (k < n && (uintptr_t)frames[k] >= sites.own_lo && (uintptr_t)frames[k] < sites.own_hi) k++;
+  return k;
 }
 
-void *sa_site_sampled(void *p, size_t block_size) {
-  if (in_site) return p;
-  in_site = 1;
-  sa_tc.sample_left = INT64_MAX;  /* the unwinder's allocations are not sampled */
-  int mode = __atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE);
-  if (mode != SA_SITES_OFF) {
-    uintptr_t frames[SA_UNWIND_MAX];
-    int n = drop_own(frames, sa_unwind(frames, SA_UNWIND_MAX));
-    record(p, block_size, frames, n);
+int sa_sites_frames_wanted(void) {
+  if (__atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE) == SA_SITES_OFF) return 0;
+  return sites.depth + OWN_FRAMES;
+}
+
+void *sa_site_record(void *p, void **frames, int n) {
+  if (!p || __atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE) == SA_SITES_OFF) return p;
+  int k = own_frames(frames, n);
+  if (n == sites.depth + OWN_FRAMES && n - k < sites.depth) {
+    /* More of our frames than usual: take the stack whole. */
+    n = sa_unwind(frames, SA_UNWIND_MAX);
+    k = own_frames(frames, n);
   }
-  sa_tc.sample_left = countdown_for(mode, sites.rate);
-  in_site = 0;
+  record(p, head_size(blk_head(blk_of_payload(p))), frames + k, n - k);
   return p;
 }
 
+uint32_t sa_site_get(void *p, size_t block_size, const char *call) {
+  uint32_t id = sites.site ? trailer_of(p, block_size) : SIMALLOC_SITE_NONE;
+  if (id != UINT32_MAX) return id;
+  int saved = errno;
+  sa_bad_ptr(call, "heap overflow: the end of this block is damaged", p);
+  errno = saved;
+  return SIMALLOC_SITE_NONE;
+}
+
 void sa_site_released(void *p, size_t block_size) {
-  uint32_t id = sites.site ? block_lookup((uintptr_t)p, 1) : SIMALLOC_SITE_NONE;
+  uint32_t id = sa_site_get(p, block_size, "free");
   if (id) {
-    uint64_t w = sa_sites_weight(block_size);
-    credit(id, -(int64_t)w, -blocks_for(block_size, w));
+    weight w = weigh(block_size);
+    credit(id, -(int64_t)w.bytes, -w.blocks);
   }
   sa_blk_set_tracked(p, 0);
 }
 
 /* A resized block stands for what a block of its new size would. */
-void sa_site_resized(void *p, size_t old_size, size_t new_size) {
-  uint32_t id = sites.site ? block_lookup((uintptr_t)p, 0) : SIMALLOC_SITE_NONE;
-  if (!id) return;
-  uint64_t w0 = sa_sites_weight(old_size), w1 = sa_sites_weight(new_size);
-  credit(id, (int64_t)(w1 - w0), blocks_for(new_size, w1) - blocks_for(old_size, w0));
+void sa_site_resized(void *p, uint32_t id, size_t old_size, size_t new_size) {
+  if (!id) {
+    sa_blk_set_tracked(p, 0);
+    return;
+  }
+  set_trailer(p, new_size, id);
+  weight w0 = weigh(old_size), w1 = weigh(new_size);
+  credit(id, (int64_t)(w1.bytes - w0.bytes), w1.blocks - w0.blocks);
 }
 
 uint32_t sa_site_of(const void *p) {
-  return sites.site ? block_lookup((uintptr_t)p, 0) : SIMALLOC_SITE_NONE;
+  uint64_t hd = blk_head(blk_of_payload(p));
+  if (!sites.site || !(hd & SA_TRACKED)) return SIMALLOC_SITE_NONE;
+  uint32_t id = trailer_of(p, head_size(hd));
+  return id == UINT32_MAX ? SIMALLOC_SITE_NONE : id;
 }
 
 /* ---- modules ------------------------------------------------------------ */
@@ -439,32 +408,26 @@ static uint32_t pow2_at_least(uint64_t v) {
   return p;
 }
 
-/* Makes the tables for the given settings; 0 or -1. */
+/* Makes the table for the given settings; 0 or -1. */
 static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   if (max < SIMALLOC_SITE_FIRST + 1) max = SIMALLOC_SITE_FIRST + 1;
-  if (max > SITE_MASK + 1) max = SITE_MASK + 1;
+  if (max > SITE_LIMIT) max = SITE_LIMIT;
   if (depth < 1) depth = 1;
   if (depth > SIMALLOC_SITE_DEPTH) depth = SIMALLOC_SITE_DEPTH;
   uint32_t index_slots = pow2_at_least((uint64_t)max * 2);
-  uint64_t per_site = mode == SA_SITES_ALL ? BLOCKS_PER_SITE_ALL : BLOCKS_PER_SITE_SAMPLE;
-  uint32_t per_stripe = pow2_at_least((uint64_t)max * per_site / STRIPES);
-  if (per_stripe < 64) per_stripe = 64;
   simalloc_snap_site *site = sa_os_reserve((size_t)max * sizeof *site);
   uint32_t *index = sa_os_reserve((size_t)index_slots * sizeof *index);
-  block_entry *blocks = sa_os_reserve((size_t)per_stripe * STRIPES * sizeof *blocks);
-  if (!site || !index || !blocks) return -1;  /* the rest is left reserved */
+  if (!site || !index) return -1;  /* the rest is left reserved */
   sites.site = site;
   sites.index = index;
   sites.index_mask = index_slots - 1;
-  sites.stripe_mask = per_stripe - 1;
-  for (int i = 0; i < STRIPES; i++)
-    sites.stripes[i] = (stripe){{0}, 0, blocks + (size_t)i * per_stripe};
   sites.max = max;
   sites.count = SIMALLOC_SITE_FIRST;
   site[SIMALLOC_SITE_OTHER].id = SIMALLOC_SITE_OTHER;
   sites.depth = depth;
   sites.rate = rate ? rate : 1;
   sites.wanted = mode;
+  sites.generation++;
   return 0;
 }
 
@@ -484,7 +447,7 @@ void sa_sites_init(void) {
   find_own_code();
   if (setup(mode, sa_option(SA_OPT_SITE_RATE), (int)sa_option(SA_OPT_SITE_DEPTH),
             (uint32_t)sa_option(SA_OPT_SITE_MAX)) != 0) {
-    static const char msg[] = "simalloc: no memory for the site tables; SIMALLOC_SITES is off\n";
+    static const char msg[] = "simalloc: no memory for the site table; SIMALLOC_SITES is off\n";
     sa_os_write(2, msg, sizeof msg - 1);
   }
 }
@@ -499,28 +462,21 @@ void sa_sites_arm(void) {
   arm();
 }
 
-int64_t sa_sites_first_countdown(void) {
+int64_t sa_sites_countdown(void) {
   return countdown_for(__atomic_load_n(&sites.mode, __ATOMIC_ACQUIRE), sites.rate);
 }
 
-/* Fork takes the table locks like the heap locks (see process.c). */
-static char fork_took[1 + STRIPES];
+/* Fork takes the table lock like the heap locks (see process.c). */
+static int fork_took;
 
-void sa_sites_fork_prepare(void) {
-  fork_took[0] = (char)sa_lock_for_fork(&sites.lock);
-  for (int i = 0; i < STRIPES; i++) fork_took[1 + i] = (char)sa_lock_for_fork(&sites.stripes[i].lock);
-}
+void sa_sites_fork_prepare(void) { fork_took = sa_lock_for_fork(&sites.lock); }
 
 void sa_sites_fork_parent(void) {
-  for (int i = STRIPES - 1; i >= 0; i--)
-    if (fork_took[1 + i]) sa_lock_release(&sites.stripes[i].lock);
-  if (fork_took[0]) sa_lock_release(&sites.lock);
+  if (fork_took) sa_lock_release(&sites.lock);
 }
 
 void sa_sites_after_fork_child(void) {
-  for (int i = 0; i < STRIPES; i++)
-    if (fork_took[1 + i]) sa_lock_reset(&sites.stripes[i].lock);
-  if (fork_took[0]) sa_lock_reset(&sites.lock);
+  if (fork_took) sa_lock_reset(&sites.lock);
 }
 
 /* ---- the snapshot ------------------------------------------------------- */
@@ -633,14 +589,17 @@ void sa_sites_report_leaks(void) {
 
 int sa_sites_test_setup(int mode, uint64_t rate, int depth, uint32_t max) {
   __atomic_store_n(&sites.mode, SA_SITES_OFF, __ATOMIC_RELEASE);
-  sites.site = NULL;  /* the old tables are left behind */
+  sites.site = NULL;  /* the old table is left behind */
   int r = setup(mode, rate, depth, max);
   if (r == 0) arm();  /* the tests record given stacks: no unwinder needed */
   return r;
 }
 
 uint32_t sa_sites_test_record(void *p, size_t block_size, const uintptr_t *frames, int n) {
-  return record(p, block_size, frames, n);
+  void *raw[SIMALLOC_SITE_DEPTH];
+  if (n > SIMALLOC_SITE_DEPTH) n = SIMALLOC_SITE_DEPTH;
+  for (int i = 0; i < n; i++) raw[i] = (void *)frames[i];
+  return record(p, block_size, raw, n);
 }
 
 int sa_sites_test_site(uint32_t id, simalloc_snap_site *out) {

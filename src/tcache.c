@@ -11,6 +11,7 @@
 #include "options.h"
 #include "process.h"
 #include "snapshot.h"
+#include "unwind.h"
 
 __thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
 uint64_t sa_tc_key;
@@ -65,7 +66,7 @@ static void reset_caps(sa_tcache *tc) {
 static void setup(sa_tcache *tc) {
   tc->heap = sa_process_pick_heap();
   tc->state = SA_TC_ACTIVE;
-  tc->sample_left = sa_sites_first_countdown();
+  tc->sample_left = sa_sites_countdown();
   if (sa_option(SA_OPT_CACHE_SIZE) == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
   reset_caps(tc);
   sa_lock_acquire(&registry_lock);
@@ -216,40 +217,20 @@ static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
   return NULL;
 }
 
-__attribute__((noinline)) void *sa_tc_sample(void *p, size_t block_size) {
-  int saved = errno;
-  p = sa_site_sampled(p, block_size);
-  errno = saved;
-  return p;
-}
-
-/* sa_tc_counted for a block of any size, or NULL. */
-static void *counted(sa_tcache *tc, void *p) {
-  if (!p) return NULL;
-  return sa_tc_counted(tc, p, head_size(blk_head((uintptr_t)p - SA_PAYLOAD)));
-}
-
 static sa_tcache *current(void) {
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect(tc->state == SA_TC_NEW, 0)) setup(tc);
   return tc;
 }
 
-void *sa_tc_malloc_slow(size_t n) {
-  if (!sa_process_ready()) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  sa_tcache *tc = current();
-  if (__builtin_expect(sa_snapshot_pending, 0)) sa_snapshot_poll();
-  size_t c = sa_tc_class(blk_size_for(n));
-  if (n > SA_TC_MAX_REQ || tc->cap[c] == 0) return counted(tc, alloc_anywhere(tc->heap, n, 0, 0));
-
+/* n bytes for list c, which is empty: refills it from the heap. */
+static void *refill(sa_tcache *tc, size_t n, size_t c) {
+  void *p;
   sa_heap *h = tc->heap;
   if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
     take_remote(tc, h, c);
-    void *p = sa_tc_pop(tc, c);
-    if (p) return sa_tc_counted(tc, p, c << 4);
+    p = sa_tc_pop(tc, c);
+    if (p) return p;
   }
   sa_count(SA_CALL_REFILL);
   tc->refilled[c] = 1;
@@ -269,9 +250,55 @@ void *sa_tc_malloc_slow(size_t n) {
       sa_heap_free_locked(h, got[i], "free");
   }
   sa_heap_unlock(h);
-  void *p = have ? got[0] : NULL;
+  p = have ? got[0] : NULL;
   account(tc);
-  return counted(tc, p ? p : alloc_anywhere(h, n, 0, 0));
+  return p ? p : alloc_anywhere(h, n, 0, 0);
+}
+
+/* n bytes (aligned to align if it is not 0, zeroed if zero), not counted
+ * towards the next sample. */
+static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
+  if (align || zero || n > SA_TC_MAX_REQ) return alloc_anywhere(tc->heap, n, align, zero);
+  size_t c = sa_tc_class(blk_size_for(n));
+  if (tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
+  void *p = sa_tc_pop(tc, c);
+  return p ? p : refill(tc, n, c);
+}
+
+/* The allocation the countdown chose for a record at its site (sites.h).
+ * Inlined into each slow entry point, so that the stack is taken there:
+ * every frame of ours costs the unwinder a step. */
+static inline __attribute__((always_inline)) void *sampled(sa_tcache *tc, size_t n, size_t align,
+                                                           int zero) {
+  int saved = errno;
+  void *frames[SA_UNWIND_MAX];
+  tc->sample_left = INT64_MAX;  /* the guard: nothing allocated until the reset is recorded */
+  int got = sa_unwind(frames, sa_sites_frames_wanted());
+  void *p = n <= PTRDIFF_MAX - SA_TRAILER ? alloc_plain(tc, n + SA_TRAILER, align, zero) : NULL;
+  if (p) {
+    sa_site_record(p, frames, got);
+    errno = saved;
+  } else if (n > PTRDIFF_MAX - SA_TRAILER) {
+    errno = ENOMEM;
+  }
+  tc->sample_left = sa_sites_countdown();
+  return p;
+}
+
+/* Whether an allocation of n bytes is to be recorded; counts it if not. */
+static inline int chosen(sa_tcache *tc, size_t n) {
+  return n <= PTRDIFF_MAX && !sa_tc_unsampled(tc, blk_size_for(n));
+}
+
+void *sa_tc_malloc_slow(size_t n) {
+  if (!sa_process_ready()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  sa_tcache *tc = current();
+  if (__builtin_expect(sa_snapshot_pending, 0)) sa_snapshot_poll();
+  if (chosen(tc, n)) return sampled(tc, n, 0, 0);
+  return alloc_plain(tc, n, 0, 0);
 }
 
 void *sa_tc_aligned(size_t align, size_t n);
@@ -281,7 +308,8 @@ void *sa_tc_aligned(size_t align, size_t n) {
     return NULL;
   }
   sa_tcache *tc = current();
-  return counted(tc, alloc_anywhere(tc->heap, n, align, 0));
+  if (chosen(tc, n)) return sampled(tc, n, align, 0);
+  return alloc_anywhere(tc->heap, n, align, 0);
 }
 
 void *sa_tc_calloc_large(size_t n);
@@ -291,7 +319,8 @@ void *sa_tc_calloc_large(size_t n) {
     return NULL;
   }
   sa_tcache *tc = current();
-  return counted(tc, alloc_anywhere(tc->heap, n, 0, 1));
+  if (chosen(tc, n)) return sampled(tc, n, 0, 1);
+  return alloc_anywhere(tc->heap, n, 0, 1);
 }
 
 void sa_tc_free_slow(void *p, uint64_t hd) {
@@ -307,11 +336,12 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
     hd = blk_head(a - SA_PAYLOAD);
   }
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    /* The fast path found the list full, the cache new or the block
-     * tracked: make room if needed. */
+    /* The fast path found the list full or the cache new: make room if
+     * needed. */
+    int full = tc->count[c] >= tc->cap[c];
     make_room(tc, c);
     push(tc, p, c);
-    account(tc);
+    if (full) account(tc);
   } else if (sound && h != tc->heap) {
     /* A large block of another heap: leave it on that heap's remote list. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);

@@ -60,14 +60,12 @@ void sa_tc_registry_unlock(void);
 
 static inline size_t sa_tc_class(size_t block_size) { return block_size >> 4; }
 
-/* Records p at its allocation site, keeping errno (out of line). */
-void *sa_tc_sample(void *p, size_t block_size);
-
-/* Counts an allocation of block_size bytes towards the next site sample. */
-static inline void *sa_tc_counted(sa_tcache *tc, void *p, size_t block_size) {
-  if (__builtin_expect((tc->sample_left -= (int64_t)block_size) < 0, 0))
-    return sa_tc_sample(p, block_size);
-  return p;
+/* Whether an allocation of a block of s bytes is left unrecorded: counts
+ * it towards the next site sample if so (sites.h). */
+static inline int sa_tc_unsampled(sa_tcache *tc, size_t s) {
+  if (__builtin_expect(tc->sample_left < (int64_t)s, 0)) return 0;
+  tc->sample_left -= (int64_t)s;
+  return 1;
 }
 
 /* Sets or clears TRACKED on the block of payload p. */
@@ -99,12 +97,13 @@ static inline int sa_blk_live(void *p, uint64_t hd) {
   return sa_blk_live_tagged(p, hd, blk_cache_tag((uintptr_t)p, sa_tc_key));
 }
 
+/* An allocation to be recorded at its site, or for an empty list, takes
+ * the slow path. */
 static inline void *sa_tc_malloc(size_t n) {
   if (__builtin_expect(n <= SA_TC_MAX_REQ, 1)) {
-    size_t c = sa_tc_class(blk_size_for(n));
+    size_t s = blk_size_for(n), c = sa_tc_class(s);
     sa_tcache *tc = &sa_tc;
-    void *p = sa_tc_pop(tc, c);
-    if (__builtin_expect(p != NULL, 1)) return sa_tc_counted(tc, p, c << 4);
+    if (__builtin_expect(tc->bin[c] != NULL, 1) && sa_tc_unsampled(tc, s)) return sa_tc_pop(tc, c);
   }
   return sa_tc_malloc_slow(n);
 }
@@ -116,16 +115,18 @@ static inline int next_sound(uintptr_t n) {
   return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
 }
 
-/* p is non-NULL and inside the arena. */
+/* p is non-NULL and inside the arena.  A block recorded at its site is
+ * credited back first (out of line). */
 static inline void sa_tc_free(void *p) {
   uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
   uint64_t tag = blk_cache_tag((uintptr_t)p, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;
-  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
+  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] &&
                            sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
                        1)) {
+    if (__builtin_expect(hd & SA_TRACKED, 0)) sa_site_released(p, size);
     *(void **)p = tc->bin[c];
     *blk_tag_ptr(p) = tag;
     tc->bin[c] = p;

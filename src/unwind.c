@@ -20,7 +20,7 @@
 #define NAME_OF(sym) NAME_OF_(sym)
 #define NAME_OF_(sym) #sym
 
-static int (*backtrace_fn)(void **, int);
+int (*sa_unwind_backtrace)(void **, int);
 
 int sa_unwind_init(void) {
   void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -28,20 +28,9 @@ int sa_unwind_init(void) {
   int (*set_policy)(unw_addr_space_t, unw_caching_policy_t) =
       (int (*)(unw_addr_space_t, unw_caching_policy_t))dlsym(lib, NAME_OF(unw_set_caching_policy));
   unw_addr_space_t *local = (unw_addr_space_t *)dlsym(lib, NAME_OF(unw_local_addr_space));
-  backtrace_fn = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
-  if (!set_policy || !local || !backtrace_fn) {
-    backtrace_fn = NULL;
+  int (*backtrace)(void **, int) = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
+  if (!set_policy || !local || !backtrace || set_policy(*local, UNW_CACHE_PER_THREAD) != 0)
     return -1;
-  }
-  set_policy(*local, UNW_CACHE_PER_THREAD);
+  sa_unwind_backtrace = backtrace;
   return 0;
-}
-
-__attribute__((noinline)) int sa_unwind(uintptr_t *frames, int max) {
-  /* frames[0] would be here: take one more and drop it. */
-  void *raw[SA_UNWIND_MAX + 1];
-  if (max > SA_UNWIND_MAX) max = SA_UNWIND_MAX;
-  int n = backtrace_fn ? backtrace_fn(raw, max + 1) : 0;
-  for (int i = 1; i < n; i++) frames[i - 1] = (uintptr_t)raw[i];
-  return n > 0 ? n - 1 : 0;
 }

@@ -210,6 +210,7 @@ void emit_row(emitter *e) {
 
 void emit_row_end(emitter *e) {
   e->row = 0;
+  e->owed = 0;
   if (e->mode == EMIT_JSON)
     e_putc(e, '}');
   else
@@ -217,16 +218,24 @@ void emit_row_end(emitter *e) {
   pop(e);
 }
 
+/* What a row column holds: numbers are right-aligned in 14 columns, words
+ * (EF_WORD) take EMIT_WORD_WIDTH, other text what it needs. */
+enum { COL_NUMBER, COL_TEXT, COL_WORD };
+
 /* Text: one "label value" line, or one column of a row. */
-static void text_value(emitter *e, const char *label, const char *value, int numeric) {
-  if (e->row) {   /* right-aligned numbers in 14 columns, without printf */
+static void text_value(emitter *e, const char *label, const char *value, int col) {
+  if (e->row) {   /* without printf */
     static const char spaces[] = "              ";
     size_t len = strlen(value);
     if (e->items[e->depth]++ > 0)
       e_put(e, "  ", 2);
-    if (numeric && len < 14)
+    e_put(e, spaces, (size_t)e->owed);  /* a short word's padding: never at a line's end */
+    e->owed = 0;
+    if (col == COL_NUMBER && len < 14)
       e_put(e, spaces, 14 - len);
     e_put(e, value, len);
+    if (col == COL_WORD && len < EMIT_WORD_WIDTH)
+      e->owed = EMIT_WORD_WIDTH - (int)len;
     return;
   }
   indent(e, e->depth - 1);
@@ -275,7 +284,7 @@ void emit_u64(emitter *e, const char *key, const char *label, uint64_t v, int fm
   default:
     u64_text(buf, v, 10);
   }
-  text_value(e, label, buf, 1);
+  text_value(e, label, buf, COL_NUMBER);
 }
 
 void emit_i64(emitter *e, const char *key, const char *label, int64_t v) {
@@ -285,7 +294,7 @@ void emit_i64(emitter *e, const char *key, const char *label, int64_t v) {
     json_member(e, key);
     e_puts(e, buf);
   } else {
-    text_value(e, label, buf, 1);
+    text_value(e, label, buf, COL_NUMBER);
   }
 }
 
@@ -302,7 +311,7 @@ void emit_double(emitter *e, const char *key, const char *label, double v, int f
     snprintf(buf, sizeof buf, "%.1f%%", v * 100.0);
   else
     snprintf(buf, sizeof buf, "%g", v);
-  text_value(e, label, buf, 1);
+  text_value(e, label, buf, COL_NUMBER);
 }
 
 void emit_str(emitter *e, const char *key, const char *label, const char *s, int fmt) {
@@ -313,7 +322,7 @@ void emit_str(emitter *e, const char *key, const char *label, const char *s, int
   }
   if (fmt & EF_DATA)
     return;
-  text_value(e, label, s, 0);
+  text_value(e, label, s, fmt == EF_WORD ? COL_WORD : COL_TEXT);
 }
 
 void emit_bool(emitter *e, const char *key, const char *label, int b) {
@@ -321,7 +330,7 @@ void emit_bool(emitter *e, const char *key, const char *label, int b) {
     json_member(e, key);
     e_puts(e, b ? "true" : "false");
   } else {
-    text_value(e, label, b ? "yes" : "no", 0);
+    text_value(e, label, b ? "yes" : "no", COL_TEXT);
   }
 }
 
@@ -1040,7 +1049,7 @@ static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) 
   int sites = v->h->site_count > 0;   /* a site column only when there are sites */
 
   emit_list(e, "blocks", "blocks",
-            sites ? "        offset            size  state           site"
+            sites ? "        offset            size  state             site"
                   : "        offset            size  state");
   for (uint64_t i = 0; i < v->h->block_count; i++) {
     const simalloc_snap_block *b = &v->blocks[i];
@@ -1052,7 +1061,7 @@ static void render_blocks(const snap_view *v, emitter *e, const render_opts *o) 
     emit_row(e);
     emit_u64(e, "offset", NULL, b->offset, EF_OFFSET);
     emit_u64(e, "size", NULL, sz, EF_BYTES);
-    emit_str(e, "state", NULL, state_name(snap_block_state(b)), EF_PLAIN);
+    emit_str(e, "state", NULL, state_name(snap_block_state(b)), EF_WORD);
     if (sites)
       emit_u64(e, "site", NULL, b->site, EF_PLAIN);
     emit_row_end(e);

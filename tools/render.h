@@ -27,10 +27,13 @@ enum emit_fmt {
   EF_BYTES = 1,    /* "1.5 MiB (1572864)"; in a row the exact number */
   EF_OFFSET = 2,   /* hexadecimal */
   EF_PERCENT = 3,  /* a fraction 0..1 printed as "12.5%" */
+  EF_WORD = 4,     /* in a row, a word taking EMIT_WORD_WIDTH columns (a block state) */
   EF_DATA = 0x10,  /* JSON only: the text shows it another way */
 };
 
 #define EMIT_MAX_DEPTH 16
+
+#define EMIT_WORD_WIDTH 6   /* the longest block state, "cached" */
 
 typedef struct emitter {
   FILE *out;
@@ -39,6 +42,7 @@ typedef struct emitter {
   int depth;
   int items[EMIT_MAX_DEPTH];        /* members emitted at each level */
   int row;                          /* inside a row (one line in text) */
+  int owed;                         /* text row: columns a short word left to the next */
   size_t len;                       /* bytes waiting in buf */
   char buf[8192];
 } emitter;

@@ -381,6 +381,40 @@ Test(json, checker_rejects_bad_documents) {
   cr_assert(json_valid(good, strlen(good)));
 }
 
+Test(format, words_keep_the_columns_after_them_aligned) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  emitter e;
+  emit_init(&e, f, EMIT_TEXT, 0);
+  emit_begin(&e);
+  emit_list(&e, "blocks", "blocks", NULL);
+  static const char *const states[] = {"used", "cached", "free"};
+  for (int i = 0; i < 3; i++) {
+    emit_row(&e);
+    emit_u64(&e, "size", NULL, 48, EF_BYTES);
+    emit_str(&e, "state", NULL, states[i], EF_WORD);
+    emit_u64(&e, "site", NULL, 7, EF_PLAIN);
+    emit_row_end(&e);
+  }
+  emit_list_end(&e);
+  emit_end(&e);
+  fclose(f);
+  /* Every row ends with the site, in the same column, and no row ends in
+   * a space. */
+  int end = -1, rows = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    if (!strstr(line, "48")) continue;
+    int n = (int)strlen(line);
+    cr_assert_eq(line[n - 1], '7', "row: [%s]", line);
+    if (end < 0) end = n;
+    cr_assert_eq(n, end, "row: [%s]", line);
+    rows++;
+  }
+  cr_assert_eq(rows, 3);
+  free(text);
+}
+
 Test(format, parse_size) {
   uint64_t v;
   cr_assert_eq(parse_size("4096", &v), 0);

@@ -1,4 +1,4 @@
-/* Unit tests of the allocation-site tables (sites.c) without the unwinder:
+/* Unit tests of the allocation-site table and trailers (sites.c) without the unwinder:
  * stacks are given by hand, blocks come from a private heap keyed like the
  * process arena so that TRACKED can be set in their headers. */
 #include <criterion/criterion.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "fmt.h"
 #include "heap.h"
 #include "sites.h"
 #include "tcache.h"
@@ -127,9 +128,11 @@ Test(sites, realloc_in_place_credits_the_difference) {
   void *p = block(100);
   size_t old = size_of(p);
   uint32_t id = sa_sites_test_record(p, old, stack_a, 3);
-  cr_assert(sa_heap_resize_in_place(&heap, p, 5000));
-  sa_site_resized(p, old, size_of(p));
+  cr_assert_eq(sa_site_get(p, old, "test"), id);
+  cr_assert(sa_heap_resize_in_place(&heap, p, 5000 + SA_TRAILER));
+  sa_site_resized(p, id, old, size_of(p));
   cr_assert(tracked(p), "a resized block stays tracked");
+  cr_assert_eq(sa_site_of(p), id, "the trailer is at the new end");
   cr_assert_eq(site(id).live_bytes, size_of(p));
   cr_assert_eq(site(id).peak_live_bytes, size_of(p));
   cr_assert_eq(site(id).live_blocks, 1);
@@ -138,40 +141,39 @@ Test(sites, realloc_in_place_credits_the_difference) {
 }
 
 Test(sites, many_blocks_in_and_out) {
-  /* Deleting from the block table keeps every other entry reachable. */
-  enum { N = 600 };
+  /* Each block keeps its own site, however many there are. */
+  enum { N = 5000 };
   static void *p[N];
   for (int i = 0; i < N; i++) {
     p[i] = block(16);
-    cr_assert_eq(sa_sites_test_record(p[i], size_of(p[i]), stack_a + (i % 2), 1) != 0, 1);
+    cr_assert_eq(sa_sites_test_record(p[i], size_of(p[i]), stack_a + (i % 2), 1),
+                 SIMALLOC_SITE_FIRST + (uint32_t)(i % 2));
   }
   for (int i = 0; i < N; i += 3) sa_site_released(p[i], size_of(p[i]));
   uint64_t live = 0;
   for (int i = 0; i < N; i++) {
-    cr_assert_eq(sa_site_of(p[i]) != 0, i % 3 != 0, "block %d", i);
+    uint32_t want = i % 3 ? SIMALLOC_SITE_FIRST + (uint32_t)(i % 2) : SIMALLOC_SITE_NONE;
+    cr_assert_eq(sa_site_of(p[i]), want, "block %d", i);
     if (i % 3) live += size_of(p[i]);
   }
   cr_assert_eq(site(SIMALLOC_SITE_FIRST).live_bytes + site(SIMALLOC_SITE_FIRST + 1).live_bytes,
                live);
 }
 
-Test(sites, a_full_block_table_leaves_blocks_untracked) {
-  /* The smallest tables: 16 stripes of 64 slots, each taking 48. */
-  cr_assert_eq(sa_sites_test_setup(SA_SITES_ALL, 1, 16, SIMALLOC_SITE_FIRST + 1), 0);
-  int untracked = 0, n = 0;
-  void *last = NULL;
-  while (untracked == 0 && n < 2000) {
-    void *p = block(16);
-    n++;
-    if (sa_sites_test_record(p, size_of(p), stack_a, 3) == 0) {
-      untracked = 1;
-      last = p;
-    }
-  }
-  cr_assert(untracked, "the block table never filled");
-  cr_assert_leq(n, 16 * 48 + 1);
-  cr_assert_not(tracked(last));
-  cr_assert_eq(site(SIMALLOC_SITE_FIRST).live_blocks, (uint64_t)n - 1);
+Test(sites, a_damaged_trailer_is_noticed) {
+  void *p = block(100);
+  uint32_t id = sa_sites_test_record(p, size_of(p), stack_a, 3);
+  cr_assert_eq(sa_site_of(p), id);
+  /* One byte written past the usable size lands in the trailer. */
+  cr_assert_eq(sa_heap_usable(&heap, p, "test"), size_of(p) - SA_OVERHEAD - SA_TRAILER);
+  ((unsigned char *)p)[sa_heap_usable(&heap, p, "test")] ^= 1;
+  cr_assert_eq(sa_site_of(p), SIMALLOC_SITE_NONE, "the snapshot trusts no damaged trailer");
+  sa_warn_only = 1;
+  cr_assert_eq(sa_site_get(p, size_of(p), "test"), SIMALLOC_SITE_NONE);
+  sa_site_released(p, size_of(p));
+  sa_warn_only = 0;
+  cr_assert_not(tracked(p));
+  cr_assert_eq(site(id).live_blocks, 1, "a site a damaged trailer named keeps its figures");
 }
 
 Test(sites, sample_mode_scales_each_record) {
