@@ -5,6 +5,11 @@
  *   alloc N SIZE   allocate N blocks of SIZE bytes; prints
  *                  "ok usable=U addr=A" for the last one
  *   free N         free the N newest blocks; prints "ok"
+ *   fork-exit      fork a child that allocates and leaves with _exit at
+ *                  once; prints "ok pid=P" once it is gone
+ *   fork-live S    fork a child that allocates for S seconds, then exits;
+ *                  prints "ok pid=P" at once
+ *   wait           wait for the fork-live child; prints "ok"
  *   exit           leave
  * It reads and writes with read(2) and write(2) only, so that nothing but
  * its own commands allocates once it is running.
@@ -15,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PTRS (1 << 21)
@@ -57,6 +64,32 @@ static void do_alloc(unsigned long n, unsigned long size) {
   say(out);
 }
 
+/* Allocates and frees blocks too large for the thread cache, so that
+ * every call takes the allocator's slow path, for the given seconds. */
+static void churn_for(unsigned long seconds) {
+  time_t end = time(NULL) + (time_t)seconds;
+  while (time(NULL) < end) {
+    for (int i = 0; i < 1000; i++)
+      free(malloc(4096 + (size_t)i));
+    usleep(10000);
+  }
+}
+
+static pid_t fork_child(unsigned long seconds, int quick) {
+  pid_t pid = fork();
+  if (pid < 0)
+    _exit(5);
+  if (pid == 0) {
+    if (quick) {
+      free(malloc(100));
+      _exit(0);
+    }
+    churn_for(seconds);
+    exit(0);
+  }
+  return pid;
+}
+
 int main(void) {
   char line[128];
   unsigned long a, b;
@@ -67,6 +100,20 @@ int main(void) {
     } else if (sscanf(line, "free %lu", &a) == 1) {
       while (a-- > 0 && nptrs > 0)
         free(ptrs[--nptrs]);
+      say("ok\n");
+    } else if (strcmp(line, "fork-exit") == 0) {
+      pid_t pid = fork_child(0, 1);
+      waitpid(pid, NULL, 0);
+      char out[64];
+      snprintf(out, sizeof out, "ok pid=%d\n", (int)pid);
+      say(out);
+    } else if (sscanf(line, "fork-live %lu", &a) == 1) {
+      char out[64];
+      snprintf(out, sizeof out, "ok pid=%d\n", (int)fork_child(a, 0));
+      say(out);
+    } else if (strcmp(line, "wait") == 0) {
+      while (wait(NULL) > 0)
+        ;
       say("ok\n");
     } else if (strcmp(line, "exit") == 0) {
       break;

@@ -169,6 +169,39 @@ Test(dump, list_shows_the_process_and_its_segment_goes_away) {
   sp_free(&r);
 }
 
+static int segment_exists(int pid) {
+  char seg[128];
+  snprintf(seg, sizeof seg, "/dev/shm/simalloc-%u-%d", (unsigned)getuid(), pid);
+  return access(seg, F_OK) == 0;
+}
+
+Test(dump, a_forked_child_publishes_once_it_lives_on, .timeout = 30) {
+  sp_child c;
+  start_helper(&c);
+  char *line = ask(&c, "fork-exit\n");
+  int quick = atoi(strstr(line, "pid=") + 4);
+  free(line);
+  cr_assert(!segment_exists(quick), "a child that left at once left segment %d behind", quick);
+
+  line = ask(&c, "fork-live 4\n");
+  int live = atoi(strstr(line, "pid=") + 4);
+  free(line);
+  char pid[32];
+  snprintf(pid, sizeof pid, "%d", live);
+  int code = -1;
+  for (int tries = 0; tries < 50 && code != 0; tries++) {
+    usleep(100 * 1000);
+    sp_result r = dump(pid, NULL, NULL, NULL);
+    code = r.code;
+    sp_free(&r);
+  }
+  cr_assert_eq(code, 0, "the child that lives on never published");
+  free(ask(&c, "wait\n"));
+  cr_assert(!segment_exists(live), "the child's segment outlived it");
+  sp_send(&c, "exit\n");
+  cr_assert_eq(sp_wait(&c), 0);
+}
+
 Test(dump, text_report_bar_and_blocks) {
   sp_child c;
   char pid[32];
