@@ -556,14 +556,16 @@ void *sa_heap_remote_take(sa_heap *h, size_t cls) {
 
 /* Frees the blocks on remote list c; the lock is held. */
 static void drain_list_locked(sa_heap *h, size_t c) {
-  long n = 0;
-  for (void *p = sa_heap_remote_take(h, c), *next; p; p = next, n++) {
+  size_t bytes = 0;
+  for (void *p = sa_heap_remote_take(h, c), *next; p; p = next) {
     next = *(void **)p;
     *blk_tag_ptr(p) = 0;
     uintptr_t b = checked_used(h, p, "free");
-    if (b) free_locked(h, b, p, "free");
+    if (!b) continue;
+    bytes += head_size(head(b));
+    free_locked(h, b, p, "free");
   }
-  if (n) sa_heap_remote_taken(h, n);
+  if (bytes) sa_heap_remote_taken(h, bytes);
 }
 
 static void drain_locked(sa_heap *h) {
@@ -572,7 +574,7 @@ static void drain_locked(sa_heap *h) {
 
 void sa_heap_lock(sa_heap *h) {
   sa_lock_acquire(&h->lock);
-  if (__atomic_load_n(&h->remote_n, __ATOMIC_RELAXED) > SA_REMOTE_MAX)
+  if (sa_heap_remote_too_much(h, __atomic_load_n(&h->remote_bytes, __ATOMIC_RELAXED)))
     drain_locked(h);
   else
     drain_list_locked(h, SA_REMOTE_LISTS - 1);
@@ -609,7 +611,7 @@ void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
   if (b) free_locked(h, b, p, call);
 }
 
-void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *last) {
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t bytes) {
   void *top = __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED);
   do {
     *(void **)last = top;
@@ -618,7 +620,7 @@ void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *la
   /* Normally a thread of h takes them back into its cache.  If they pile up
    * (the heap's threads are gone or busy elsewhere) and nobody holds the
    * lock, the pusher frees them itself. */
-  if (__atomic_add_fetch(&h->remote_n, n, __ATOMIC_RELAXED) > SA_REMOTE_MAX &&
+  if (sa_heap_remote_too_much(h, __atomic_add_fetch(&h->remote_bytes, bytes, __ATOMIC_RELAXED)) &&
       sa_lock_try(&h->lock)) {
     drain_locked(h);
     sa_lock_release(&h->lock);

@@ -47,7 +47,7 @@ typedef struct sa_heap {
   uint64_t decay;      /* seconds a dirty block may stay unused */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
-  long remote_n;       /* about how many blocks wait on the remote lists */
+  size_t remote_bytes; /* about how many bytes wait on the remote lists */
   void *remote[SA_REMOTE_LISTS];  /* blocks other threads freed into this heap */
 } __attribute__((aligned(64))) sa_heap;
 
@@ -100,17 +100,26 @@ void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
 
 /* The remote lists: lock-free stacks of blocks that threads freed into a
  * heap they do not hold, chained through their first payload word and
- * tagged as cached, one list per size class.  Pushes a chain of n blocks
- * first..last of one class.  A thread of the heap takes a class's list
+ * tagged as cached, one list per size class.  Pushes a chain first..last
+ * of one class, bytes in all.  A thread of the heap takes a class's list
  * into its cache (sa_heap_remote_take, then sa_heap_remote_taken with the
- * count); whoever locks the heap frees the large blocks' list, and past
- * SA_REMOTE_MAX waiting blocks all of them; so does the pusher then, if
- * the lock is free. */
-#define SA_REMOTE_MAX 16384
-void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, size_t n, void *last);
+ * bytes).  Whoever locks the heap frees the large blocks' list, and all of
+ * them once too much waits (sa_heap_remote_too_much); so does the pusher
+ * then, if the lock is free. */
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t bytes);
 void *sa_heap_remote_take(sa_heap *h, size_t cls);
-static inline void sa_heap_remote_taken(sa_heap *h, long n) {
-  __atomic_sub_fetch(&h->remote_n, n, __ATOMIC_RELAXED);
+static inline void sa_heap_remote_taken(sa_heap *h, size_t bytes) {
+  __atomic_sub_fetch(&h->remote_bytes, bytes, __ATOMIC_RELAXED);
+}
+/* Too much waits: more than SA_REMOTE_FLOOR bytes and more than half of
+ * what the heap has in use (the waiting blocks included).  A flow of
+ * blocks from the threads that free them to the heap's threads that
+ * allocate keeps far less than that waiting; blocks nobody takes back
+ * (their heap's threads left) are freed. */
+#define SA_REMOTE_FLOOR ((size_t)4 << 20)
+static inline int sa_heap_remote_too_much(const sa_heap *h, size_t waiting) {
+  return waiting > SA_REMOTE_FLOOR &&
+         waiting > __atomic_load_n(&h->st.used_bytes, __ATOMIC_RELAXED) / 2;
 }
 static inline size_t sa_remote_list(size_t block_size) {
   size_t c = block_size >> 4;

@@ -125,7 +125,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     if (away[i].first) {
       sa_count(SA_CALL_REMOTE);
-      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].n, away[i].last);
+      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].last, away[i].n * (c << 4));
     }
 }
 
@@ -191,7 +191,7 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
     n++;
     p = next;
   }
-  sa_heap_remote_taken(h, n);
+  sa_heap_remote_taken(h, (size_t)n * (c << 4));
   if (!p) return;
   void *last = p;  /* the list is full: only in the unlikeliest case */
   long rest = 1;
@@ -199,8 +199,8 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
     last = *(void **)last;
     rest++;
   }
-  sa_heap_remote_taken(h, rest);  /* counted again by the push */
-  sa_heap_remote_push(h, c, p, (size_t)rest, last);
+  sa_heap_remote_taken(h, (size_t)rest * (c << 4));  /* counted again by the push */
+  sa_heap_remote_push(h, c, p, last, (size_t)rest * (c << 4));
 }
 
 /* Any heap that can serve the request, the thread's own first.  When all
@@ -345,7 +345,7 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   } else if (sound && h != tc->heap) {
     /* A large block of another heap: leave it on that heap's remote list. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
-    sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, 1, p);
+    sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, head_size(hd));
   } else {
     sa_heap_free(h, p, "free");  /* also reports what is wrong if not sound */
   }

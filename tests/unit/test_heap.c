@@ -456,7 +456,7 @@ Test(heap, large_blocks_on_the_remote_list_are_freed_by_the_next_lock_holder) {
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
   sa_lock_acquire(&heap.lock);
-  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, 1, a);
+  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, a, blk_size_for(5000));
   sa_lock_release(&heap.lock);
   cr_assert_eq(heap.st.used_blocks, 2);
   sa_heap_lock(&heap);
@@ -474,13 +474,19 @@ Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
   *blk_tag_ptr(b) = blk_cache_tag((uintptr_t)b, heap.key);
   *(void **)a = b;
   size_t cls = sa_remote_list(80);
-  sa_heap_remote_push(&heap, cls, a, 2, b);
+  sa_heap_remote_push(&heap, cls, a, b, 2 * 80);
   cr_assert_eq(heap.remote[cls], a, "the blocks wait for a thread of the heap");
-  cr_assert_eq(heap.remote_n, 2);
+  cr_assert_eq(heap.remote_bytes, 2 * 80);
   sa_heap_lock(&heap);
   sa_heap_unlock(&heap);
   cr_assert_eq(heap.remote[cls], a, "small blocks are left for a thread cache to take");
-  heap.remote_n = SA_REMOTE_MAX + 1;  /* as if many were waiting */
+  size_t used = heap.st.used_bytes;
+  heap.remote_bytes = SA_REMOTE_FLOOR + 1;  /* as if many were waiting... */
+  heap.st.used_bytes = 4 * SA_REMOTE_FLOOR;  /* ...in a heap that uses far more */
+  sa_heap_lock(&heap);
+  sa_heap_unlock(&heap);
+  cr_assert_eq(heap.remote[cls], a, "a flow that is small beside the heap's use is left");
+  heap.st.used_bytes = used;                /* past half of what the heap uses */
   sa_heap_lock(&heap);              /* then the next holder frees them */
   sa_heap_unlock(&heap);
   cr_assert_null(heap.remote[cls]);
@@ -494,7 +500,7 @@ Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
   char *a = alloc(64);
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
-  sa_heap_remote_push(&heap, 3, a, SA_REMOTE_MAX + 1, a);  /* as if many were waiting */
+  sa_heap_remote_push(&heap, 3, a, a, SA_REMOTE_FLOOR + 1);  /* as if many were waiting */
   cr_assert_null(heap.remote[3]);
   cr_assert_eq(heap.st.used_blocks, 1);
   assert_sound();
