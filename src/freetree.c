@@ -10,11 +10,16 @@
  *     c (0 if none); level[l + 1][i] is the largest of level[l][16i ..
  *     16i + 15]; padding entries past a level's end are 0;
  *   - every group of 16 entries that covers a chunk below `ready` is
- *     cleared or up to date; nothing at or above `ready` is in the index.
+ *     cleared or up to date; nothing at or above `ready` is in the index;
+ *   - group 0 of level low_top covers every chunk below `ready`, so the
+ *     levels above it only repeat its maximum: searches start there.
  */
 #include "freetree.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "block.h"
 #include "fmt.h"
@@ -68,18 +73,38 @@ size_t sa_tree_bytes(size_t units) {
   return entries * sizeof(uint32_t);
 }
 
+/* Bit k set when g[k] >= want, for the 16 entries of a group. */
+#if defined(__SSE2__)
+static inline unsigned at_least(const uint32_t *g, uint32_t want) {
+  const __m128i bias = _mm_set1_epi32(INT32_MIN);
+  __m128i w = _mm_xor_si128(_mm_set1_epi32((int32_t)want), bias);
+  const __m128i *v = (const __m128i *)g;
+  __m128i b0 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v), bias));
+  __m128i b1 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 1), bias));
+  __m128i b2 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 2), bias));
+  __m128i b3 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 3), bias));
+  /* below: one byte per entry, set when the entry is under want */
+  __m128i below = _mm_packs_epi16(_mm_packs_epi32(b0, b1), _mm_packs_epi32(b2, b3));
+  return ~(unsigned)_mm_movemask_epi8(below) & 0xffffu;
+}
+#else
+static inline unsigned at_least(const uint32_t *g, uint32_t want) {
+  unsigned m = 0;
+  for (int k = 0; k < 16; k++) m |= (unsigned)(g[k] >= want) << k;
+  return m;
+}
+#endif
+
 /* Index of the first of g[from..15] that is at least want, or -1. */
 static inline int first_at_least(const uint32_t *g, int from, uint32_t want) {
-  for (int k = from; k < 16; k++)
-    if (g[k] >= want) return k;
-  return -1;
+  unsigned m = at_least(g, want) & (0xffffu << from);
+  return m ? __builtin_ctz(m) : -1;
 }
 
 /* Index of the last of g[0..from] that is at least want, or -1. */
 static inline int last_at_least(const uint32_t *g, int from, uint32_t want) {
-  for (int k = from; k >= 0; k--)
-    if (g[k] >= want) return k;
-  return -1;
+  unsigned m = at_least(g, want) & ((2u << from) - 1);
+  return m ? 31 - __builtin_clz(m) : -1;
 }
 
 static inline uint32_t group_max(const uint32_t *g) {
@@ -102,6 +127,7 @@ __attribute__((cold, noinline)) static void make_ready(sa_freetree *t, uint32_t 
   }
   memset(t->first + t->ready, 0, (size_t)(want - t->ready) * sizeof(uint32_t));
   t->ready = (uint32_t)want;
+  while (t->low_top < t->top && ((uint64_t)1 << (4 * (t->low_top + 1))) < want) t->low_top++;
 }
 
 static inline void ready_for(sa_freetree *t, uint32_t c) {
@@ -299,15 +325,15 @@ void sa_tree_grew(sa_freetree *t, uintptr_t b) {
 
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
   uint32_t want = want_of(size);
-  int k = first_at_least(t->level[t->top], 0, want);
+  int k = first_at_least(t->level[t->low_top], 0, want);
   if (k < 0) return 0;
-  uint32_t c = descend(t, t->top, (uint32_t)k, want, 0);
+  uint32_t c = descend(t, t->low_top, (uint32_t)k, want, 0);
   uint32_t u = fit_in_chunk(t, c, 0, want);
   return u ? addr_of(t, u) : 0;  /* 0 here: the caller reports it */
 }
 
 size_t sa_tree_largest(const sa_freetree *t) {
-  return (size_t)group_max(t->level[t->top]) << SA_UNIT_SHIFT;
+  return (size_t)group_max(t->level[t->low_top]) << SA_UNIT_SHIFT;
 }
 
 uintptr_t sa_tree_next_at_least(const sa_freetree *t, uintptr_t b, size_t size) {

@@ -42,6 +42,7 @@ typedef struct sa_freetree {
   uint32_t len[SA_TREE_LEVELS];     /* entries per level, multiples of 16 */
   uint32_t *first;      /* each chunk's first free block, or 0 */
   uint32_t top;         /* the top level; it has at most 16 entries */
+  uint32_t low_top;     /* the lowest level whose group 0 covers the chunks in use */
   uint32_t ready;       /* chunks below this have their summary cleared */
   uint32_t head, tail;  /* the lowest and highest free block, or 0 */
   uint32_t small[32] __attribute__((aligned(64)));  /* the summary of a small heap */
