@@ -5,7 +5,8 @@
  *   - the list runs through every indexed block in rising address order;
  *     each node's prev names the block before it (0 for head), and each
  *     node records its block's size in units;
- *   - first[c] is the lowest block starting in chunk c, 0 if there is none;
+ *   - first[c] locates the lowest block starting in chunk c, as its unit
+ *     offset within the chunk plus one; 0 if there is none;
  *   - level[0][c] is the largest size among the blocks starting in chunk
  *     c (0 if none); level[l + 1][i] is the largest of level[l][16i ..
  *     16i + 15]; padding entries past a level's end are 0;
@@ -36,6 +37,17 @@ static inline uintptr_t addr_of(const sa_freetree *t, uint32_t u) {
 }
 
 static inline uint32_t chunk_of(uint32_t u) { return u >> CHUNK_UNITS_SHIFT; }
+
+_Static_assert(CHUNK_UNITS_SHIFT <= 7, "a chunk's first block must fit a byte");
+
+static inline uint32_t first_of(const sa_freetree *t, uint32_t c) {
+  uint32_t o = t->first[c];
+  return o ? (c << CHUNK_UNITS_SHIFT) + o - 1 : 0;
+}
+
+static inline void set_first(sa_freetree *t, uint32_t c, uint32_t u) {
+  t->first[c] = (uint8_t)(u ? (u & ((1u << CHUNK_UNITS_SHIFT) - 1)) + 1 : 0);
+}
 
 static inline uint32_t units_in_head(const sa_freetree *t, uint32_t u) {
   return head_units(blk_head(addr_of(t, u)));
@@ -68,9 +80,9 @@ size_t sa_tree_bytes(size_t units) {
   uint32_t len[SA_TREE_LEVELS];
   uint32_t top = layout(len, units);
   if (top == 0) return 0;
-  size_t entries = len[0];  /* first[] */
+  size_t entries = 0;
   for (uint32_t l = 0; l <= top; l++) entries += len[l];
-  return entries * sizeof(uint32_t);
+  return entries * sizeof(uint32_t) + len[0];  /* and first[] */
 }
 
 /* Bit k set when g[k] >= want, for the 16 entries of a group. */
@@ -125,7 +137,7 @@ __attribute__((cold, noinline)) static void make_ready(sa_freetree *t, uint32_t 
     if (hi > t->len[l]) hi = t->len[l];
     if (lo < hi) memset(t->level[l] + lo, 0, (size_t)(hi - lo) * sizeof(uint32_t));
   }
-  memset(t->first + t->ready, 0, (size_t)(want - t->ready) * sizeof(uint32_t));
+  memset(t->first + t->ready, 0, (size_t)(want - t->ready));
   t->ready = (uint32_t)want;
   while (t->low_top < t->top && ((uint64_t)1 << (4 * (t->low_top + 1))) < want) t->low_top++;
 }
@@ -197,7 +209,7 @@ static uint32_t chunk_before(const sa_freetree *t, uint32_t c, uint32_t want) {
 /* The largest block starting in chunk c, by walking its blocks. */
 static uint32_t chunk_max(const sa_freetree *t, uint32_t c) {
   uint32_t m = 0;
-  for (uint32_t u = t->first[c]; u && chunk_of(u) == c;) {
+  for (uint32_t u = first_of(t, c); u && chunk_of(u) == c;) {
     const sa_node *n = NODE(t, u);
     if (n->units > m) m = n->units;
     if (n->next && n->next <= u) damaged("free index damaged (list order)");
@@ -209,7 +221,7 @@ static uint32_t chunk_max(const sa_freetree *t, uint32_t c) {
 /* The first block of at least want units in chunk c at or above unit
  * from, or 0. */
 static uint32_t fit_in_chunk(const sa_freetree *t, uint32_t c, uint32_t from, uint32_t want) {
-  uint32_t u = t->first[c];
+  uint32_t u = first_of(t, c);
   while (u && chunk_of(u) == c) {
     const sa_node *n = NODE(t, u);
     if (u >= from && n->units >= want) return u;
@@ -221,9 +233,9 @@ static uint32_t fit_in_chunk(const sa_freetree *t, uint32_t c, uint32_t from, ui
 
 /* Chunk c lost block x (whose node still holds its links and size). */
 static void leave_chunk(sa_freetree *t, uint32_t c, uint32_t x, const sa_node *n) {
-  uint32_t f = t->first[c];
+  uint32_t f = first_of(t, c);
   if (f == x)
-    t->first[c] = n->next && chunk_of(n->next) == c ? n->next : 0;
+    set_first(t, c, n->next && chunk_of(n->next) == c ? n->next : 0);
   else if (!f || f > x)
     damaged("free index damaged (chunk's first block)");
   if (n->units >= t->level[0][c]) set_chunk_max(t, c, chunk_max(t, c));
@@ -250,14 +262,14 @@ void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units) {
     t->level[l] = p;
     p += t->len[l];
   }
-  t->first = p;
+  t->first = (uint8_t *)p;
   make_ready(t, 0);
 }
 
 void sa_tree_insert(sa_freetree *t, uintptr_t b) {
   uint32_t x = UNIT(t, b), c = chunk_of(x), prev, next;
   ready_for(t, c);
-  uint32_t f = t->first[c];
+  uint32_t f = first_of(t, c);
   if (f && f < x) {  /* after f, in f's chunk */
     prev = f;
     for (uint32_t q; (q = NODE(t, prev)->next) && q < x; prev = q)
@@ -266,11 +278,11 @@ void sa_tree_insert(sa_freetree *t, uintptr_t b) {
   } else {
     if (!f) {
       uint32_t s = chunk_from(t, c + 1, 1);
-      f = s == NONE ? 0 : t->first[s];
+      f = s == NONE ? 0 : first_of(t, s);
     }
     next = f;
     prev = next ? NODE(t, next)->prev : t->tail;
-    t->first[c] = x;
+    set_first(t, c, x);
   }
   sa_node *n = NODE(t, x);
   n->next = next;
@@ -301,7 +313,7 @@ void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
   uint32_t was = n->units, now = units_in_head(t, x), co = chunk_of(o), cx = chunk_of(x);
   if (co == cx) {
     n->units = now;
-    if (t->first[co] == o) t->first[co] = x;
+    if (first_of(t, co) == o) set_first(t, co, x);
     uint32_t m = t->level[0][co];
     if (now > m)
       set_chunk_max(t, co, now);
@@ -312,7 +324,8 @@ void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
   ready_for(t, cx);
   leave_chunk(t, co, o, n);  /* x already stands where o stood in the list */
   n->units = now;
-  if (!t->first[cx] || x < t->first[cx]) t->first[cx] = x;
+  uint32_t f = first_of(t, cx);
+  if (!f || x < f) set_first(t, cx, x);
   if (now > t->level[0][cx]) set_chunk_max(t, cx, now);
 }
 
@@ -382,7 +395,7 @@ static void check_group(check_state *s, uint32_t l, uint32_t g) {
   for (uint32_t k = 0; k < 16 && !s->why; k++) {
     uint32_t i = 16 * g + k, e = t->level[l][i];
     if (l == 0) {
-      if (e && (!t->first[i] || chunk_of(t->first[i]) != i))
+      if (e && !t->first[i])
         s->why = "free index summary names an empty chunk";
       else if (!e && t->first[i])
         s->why = "free index chunk without maximum has a first block";
@@ -421,7 +434,7 @@ long sa_tree_check(const sa_freetree *t, void (*visit)(uintptr_t, void *),
       c = chunk_of(u);
       m = 0;
       chunks++;
-      if (!bad && t->first[c] != u) bad = "free index chunk's first block wrong";
+      if (!bad && first_of(t, c) != u) bad = "free index chunk's first block wrong";
     }
     if (n->units > m) m = n->units;
     count++;

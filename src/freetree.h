@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SA_CHUNK_SHIFT  10    /* chunks of 1 KiB */
+#define SA_CHUNK_SHIFT  11    /* chunks of 2 KiB */
 #define SA_CHUNK_BYTES  ((size_t)1 << SA_CHUNK_SHIFT)
 #define SA_TREE_LEVELS  8     /* enough for 2^32 units */
 
@@ -40,7 +40,7 @@ typedef struct sa_freetree {
   uintptr_t origin;     /* address of unit offset 0; no block starts there */
   uint32_t *level[SA_TREE_LEVELS];  /* level[0]: the chunks' maxima, in units */
   uint32_t len[SA_TREE_LEVELS];     /* entries per level, multiples of 16 */
-  uint32_t *first;      /* each chunk's first free block, or 0 */
+  uint8_t *first;       /* where each chunk's first free block is (freetree.c) */
   uint32_t top;         /* the top level; it has at most 16 entries */
   uint32_t low_top;     /* the lowest level whose group 0 covers the chunks in use */
   uint32_t ready;       /* chunks below this have their summary cleared */
