@@ -16,11 +16,13 @@
  * the block and recomputes its chunk's maximum from the chunk's blocks.
  * Changes of a chunk's maximum go up the summary only as far as they make
  * a difference.  Every operation costs O(log16 chunks) summary entries,
- * mostly in cache, plus the free blocks of one chunk.
+ * mostly in cache, plus the free blocks of one chunk.  Searches start at
+ * the lowest level whose first group covers every chunk in use.
  *
  * The summary's memory is the caller's (sa_tree_bytes says how much) but
- * for the smallest heaps; it need not be zeroed: the index clears it a stretch at a time, as the
- * blocks it holds reach higher chunks, so untouched pages stay untouched.
+ * for the smallest heaps.  It need not be zeroed: the index clears it a
+ * stretch at a time as the blocks it holds reach higher chunks, so pages
+ * the heap never reaches stay untouched.
  *
  * Links are 32-bit unit offsets from the heap's origin.  A link that does
  * not lead back (a neighbour that does not name the block) or that runs

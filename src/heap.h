@@ -72,7 +72,7 @@ typedef struct sa_block_info {
 /* Creates a heap over [mem, mem + size).  mem must be 16-byte aligned and
  * size at least SA_HEAP_MIN_SIZE.  release_pages != 0 lets the heap return
  * pages of large free blocks to the kernel (mem must then be page aligned
- * and come from mmap).  The free index's summary (about 0.5% of the size)
+ * and come from mmap).  The free index's summary (about 0.25% of the size)
  * takes the region's high end.  Returns 0, or -1 if the region is
  * unusable. */
 #define SA_HEAP_MIN_SIZE 64
