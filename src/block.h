@@ -9,8 +9,8 @@
  *  +------------------------+ b+8      +------------------------+ b+8
  *  | head: size|check|flags |          | head: size|check|flags |
  *  +------------------------+ b+16     +------------------------+ b+16
- *  | payload ...            |          | tree node: left, right,|
- *  |                        |          |   subtree max, parent  |
+ *  | payload ...            |          | index node: next, prev,|
+ *  |                        |          |   size in units        |
  *  |                        |          +------------------------+ b+32
  *  |                        |          | (unused, maybe released|
  *  |                        |          |  to the kernel)        |
@@ -23,7 +23,7 @@
  *   31..3   check: a keyed hash of the block's address, size and flags,
  *           so a header that was overwritten or never written is noticed
  *    2      CLEAN: (free blocks) the whole pages of the block after its
- *           tree node read as zero;
+ *           index node read as zero;
  *           TRACKED: (used blocks) the block is recorded at an allocation
  *           site (sites.h) and ends with a trailer
  *    1      PREV_USED: the block before this one is in use
@@ -44,7 +44,8 @@
  *   - blocks tile [start, epilogue) exactly; sizes are >= SA_MIN_BLOCK;
  *   - no two free blocks are adjacent (frees coalesce immediately), so
  *     the PREV_USED flag of a free block is always set;
- *   - every free block is in the free tree and its footer equals its size;
+ *   - every free block but the top is in the free index (freetree.h) and
+ *     every free block's footer equals its size;
  *   - a block's PREV_USED flag tells the state of the block before it.
  */
 #ifndef SA_BLOCK_H
@@ -56,7 +57,7 @@
 #define SA_ALIGN      16u
 #define SA_PAYLOAD    16u   /* payload offset from the block start */
 #define SA_OVERHEAD   8u    /* head; prev_foot is lent to the payload */
-#define SA_MIN_BLOCK  32u   /* a free block must hold head + tree node */
+#define SA_MIN_BLOCK  32u   /* a free block must hold head + index node */
 #define SA_UNIT_SHIFT 4
 #define SA_MAX_BLOCK  (((size_t)UINT32_MAX) << SA_UNIT_SHIFT)
 
@@ -67,12 +68,13 @@
 #define SA_FLAGS     UINT64_C(7)
 #define SA_CHECK     UINT64_C(0xfffffff8)
 
-/* The tree node kept in a free block's first payload bytes; links are unit
- * offsets from the heap origin, 0 meaning none. */
+/* The index node kept in a free block's first payload bytes: the links of
+ * the address-ordered list of free blocks, as unit offsets from the heap
+ * origin (0 meaning none), and the block's size as the index knows it. */
 typedef struct sa_node {
-  uint32_t left, right;
-  uint32_t max;   /* largest block size in this subtree, in units */
-  uint32_t parent; /* 0 for the root */
+  uint32_t next, prev;
+  uint32_t units;
+  uint32_t spare;
 } sa_node;
 
 static inline uint64_t *blk_head_ptr(uintptr_t b) { return (uint64_t *)(b + 8); }

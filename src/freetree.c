@@ -1,306 +1,457 @@
-/* freetree.c - address-ordered treap with subtree maxima and parent links
- * (freetree.h).
+/* freetree.c - the address-ordered list of free blocks and the chunk
+ * summary over it (freetree.h).
  *
- * Invariants, for every node u:
- *   - the nodes of u's left subtree lie below u, those of its right above;
- *   - prio(u) is above the priorities of all nodes of its subtree;
- *   - u's children name u as their parent; the root names none (0);
- *   - max(u) is the largest size in units of the blocks of its subtree.
- * Whether u is its parent's left or right child follows from the order:
- * u is the left child of p exactly when u < p.
- *
- * Changes to the shape (insert's split, remove's merge, rotations) happen
- * along short paths; `pull` then recomputes the maxima there, and `carry`
- * takes a change of one subtree's maximum up towards the root as far as it
- * makes a difference. */
+ * Invariants:
+ *   - the list runs through every indexed block in rising address order;
+ *     each node's prev names the block before it (0 for head), and each
+ *     node records its block's size in units;
+ *   - first[c] locates the lowest block starting in chunk c, as its unit
+ *     offset within the chunk plus one; 0 if there is none;
+ *   - level[0][c] is the largest size among the blocks starting in chunk
+ *     c (0 if none); level[l + 1][i] is the largest of level[l][16i ..
+ *     16i + 15]; padding entries past a level's end are 0;
+ *   - every group of 16 entries that covers a chunk below `ready` is
+ *     cleared or up to date; nothing at or above `ready` is in the index;
+ *   - group 0 of level low_top covers every chunk below `ready`, so the
+ *     levels above it only repeat its maximum: searches start there.
+ */
 #include "freetree.h"
+
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "block.h"
 #include "fmt.h"
 
+#define CHUNK_UNITS_SHIFT (SA_CHUNK_SHIFT - SA_UNIT_SHIFT)
+#define NONE UINT32_MAX
+#define READY_STEP 1024u  /* chunks cleared at a time */
+
 #define NODE(t, u) blk_node(addr_of(t, u))
 #define UNIT(t, b) ((uint32_t)(((b) - (t)->origin) >> SA_UNIT_SHIFT))
-#define MAX_DEPTH SA_TREE_MAX_DEPTH
 
 static inline uintptr_t addr_of(const sa_freetree *t, uint32_t u) {
   return t->origin + ((uintptr_t)u << SA_UNIT_SHIFT);
 }
 
-static inline uint32_t units_of(const sa_freetree *t, uint32_t u) {
+static inline uint32_t chunk_of(uint32_t u) { return u >> CHUNK_UNITS_SHIFT; }
+
+_Static_assert(CHUNK_UNITS_SHIFT <= 7, "a chunk's first block must fit a byte");
+
+static inline uint32_t first_of(const sa_freetree *t, uint32_t c) {
+  uint32_t o = t->first[c];
+  return o ? (c << CHUNK_UNITS_SHIFT) + o - 1 : 0;
+}
+
+static inline void set_first(sa_freetree *t, uint32_t c, uint32_t u) {
+  t->first[c] = (uint8_t)(u ? (u & ((1u << CHUNK_UNITS_SHIFT) - 1)) + 1 : 0);
+}
+
+static inline uint32_t units_in_head(const sa_freetree *t, uint32_t u) {
   return head_units(blk_head(addr_of(t, u)));
 }
 
-static inline uint32_t max_of(const sa_freetree *t, uint32_t u) {
-  return u ? NODE(t, u)->max : 0;
+static inline uint32_t want_of(size_t size) {
+  uint32_t w = (uint32_t)(size >> SA_UNIT_SHIFT);
+  return w ? w : 1;
 }
 
-/* A bijective mix of the offset, so distinct nodes never tie. */
-static inline uint32_t prio(const sa_freetree *t, uint32_t u) {
-  uint32_t x = (u ^ t->key) * 0x9e3779b1u;
-  x ^= x >> 16;
-  return x * 0x85ebca6bu;
+__attribute__((cold, noreturn)) static void damaged(const char *what) { sa_fatal(what); }
+
+/* ---- the summary --------------------------------------------------------- */
+
+static inline uint32_t round16(uint64_t n) { return (uint32_t)((n + 15) & ~(uint64_t)15); }
+
+/* Level lengths for units offsets; returns the top level. */
+static uint32_t layout(uint32_t len[SA_TREE_LEVELS], size_t units) {
+  uint64_t chunks = units ? ((units - 1) >> CHUNK_UNITS_SHIFT) + 1 : 1;
+  uint32_t l = 0;
+  len[0] = round16(chunks);
+  while (len[l] > 16) {
+    len[l + 1] = round16(len[l] / 16);
+    l++;
+  }
+  return l;
 }
 
-static inline void pull(const sa_freetree *t, uint32_t u) {
-  sa_node *n = NODE(t, u);
-  uint32_t m = units_of(t, u), l = max_of(t, n->left), r = max_of(t, n->right);
-  if (l > m) m = l;
-  if (r > m) m = r;
-  n->max = m;
+size_t sa_tree_bytes(size_t units) {
+  uint32_t len[SA_TREE_LEVELS];
+  uint32_t top = layout(len, units);
+  if (top == 0) return 0;
+  size_t entries = 0;
+  for (uint32_t l = 0; l <= top; l++) entries += len[l];
+  return entries * sizeof(uint32_t) + len[0];  /* and first[] */
 }
 
-static inline void too_deep(int depth) {
-  if (depth >= MAX_DEPTH) sa_fatal("free index damaged (too deep)");
+/* Bit k set when g[k] >= want, for the 16 entries of a group. */
+#if defined(__SSE2__)
+static inline unsigned at_least(const uint32_t *g, uint32_t want) {
+  const __m128i bias = _mm_set1_epi32(INT32_MIN);
+  __m128i w = _mm_xor_si128(_mm_set1_epi32((int32_t)want), bias);
+  const __m128i *v = (const __m128i *)g;
+  __m128i b0 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v), bias));
+  __m128i b1 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 1), bias));
+  __m128i b2 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 2), bias));
+  __m128i b3 = _mm_cmpgt_epi32(w, _mm_xor_si128(_mm_loadu_si128(v + 3), bias));
+  /* below: one byte per entry, set when the entry is under want */
+  __m128i below = _mm_packs_epi16(_mm_packs_epi32(b0, b1), _mm_packs_epi32(b2, b3));
+  return ~(unsigned)_mm_movemask_epi8(below) & 0xffffu;
+}
+#else
+static inline unsigned at_least(const uint32_t *g, uint32_t want) {
+  unsigned m = 0;
+  for (int k = 0; k < 16; k++) m |= (unsigned)(g[k] >= want) << k;
+  return m;
+}
+#endif
+
+/* Index of the first of g[from..15] that is at least want, or -1. */
+static inline int first_at_least(const uint32_t *g, int from, uint32_t want) {
+  unsigned m = at_least(g, want) & (0xffffu << from);
+  return m ? __builtin_ctz(m) : -1;
 }
 
-/* The link that holds u: its parent's left or right, or the root. */
-static uint32_t *link_to(sa_freetree *t, uint32_t u) {
-  uint32_t p = NODE(t, u)->parent;
-  uint32_t *link = !p ? &t->root : u < p ? &NODE(t, p)->left : &NODE(t, p)->right;
-  if (*link != u) sa_fatal("free index damaged (parent link)");
-  return link;
+/* Index of the last of g[0..from] that is at least want, or -1. */
+static inline int last_at_least(const uint32_t *g, int from, uint32_t want) {
+  unsigned m = at_least(g, want) & ((2u << from) - 1);
+  return m ? 31 - __builtin_clz(m) : -1;
 }
 
-/* Makes c (which may be none) the child of p through link. */
-static inline void hang(const sa_freetree *t, uint32_t *link, uint32_t c, uint32_t p) {
-  *link = c;
-  if (c) NODE(t, c)->parent = p;
+static inline uint32_t group_max(const uint32_t *g) {
+  uint32_t m = 0;
+  for (int k = 0; k < 16; k++) m = g[k] > m ? g[k] : m;
+  return m;
 }
 
-/* The maximum of a subtree whose parent is p went from was to now: brings
- * p and its ancestors up to date, stopping where nothing changes. */
-static void carry(const sa_freetree *t, uint32_t p, uint32_t was, uint32_t now) {
-  for (int depth = 0; p && was != now; depth++) {
-    too_deep(depth);
-    sa_node *n = NODE(t, p);
-    uint32_t before = n->max;
-    if (now > was) {
-      if (before >= now) return;
-      n->max = now;
+/* Clears the summary up to and including chunk c. */
+__attribute__((cold, noinline)) static void make_ready(sa_freetree *t, uint32_t c) {
+  uint64_t want = ((uint64_t)c + READY_STEP) & ~(uint64_t)(READY_STEP - 1);
+  if (want > t->len[0]) want = t->len[0];
+  if (c >= want) damaged("free index damaged (block beyond the heap)");
+  for (uint32_t l = 0; l <= t->top; l++) {
+    unsigned sh = 4 * (l + 1);
+    uint64_t step = (uint64_t)1 << sh;
+    uint64_t lo = 16 * ((t->ready + step - 1) >> sh), hi = 16 * ((want + step - 1) >> sh);
+    if (hi > t->len[l]) hi = t->len[l];
+    if (lo < hi) memset(t->level[l] + lo, 0, (size_t)(hi - lo) * sizeof(uint32_t));
+  }
+  memset(t->first + t->ready, 0, (size_t)(want - t->ready));
+  t->ready = (uint32_t)want;
+  while (t->low_top < t->top && ((uint64_t)1 << (4 * (t->low_top + 1))) < want) t->low_top++;
+}
+
+static inline void ready_for(sa_freetree *t, uint32_t c) {
+  if (__builtin_expect(c >= t->ready, 0)) make_ready(t, c);
+}
+
+/* Chunk c's maximum becomes m: updates the levels above as far as they
+ * change. */
+static void set_chunk_max(sa_freetree *t, uint32_t c, uint32_t m) {
+  uint32_t i = c;
+  for (uint32_t l = 0;; l++) {
+    uint32_t *e = &t->level[l][i], was = *e;
+    if (was == m) return;
+    *e = m;
+    if (l == t->top) return;
+    uint32_t p = t->level[l + 1][i >> 4];
+    if (m > was) {
+      if (p >= m) return;
     } else {
-      if (before > was) return;  /* the maximum lies elsewhere */
-      pull(t, p);
+      if (p > was) return;  /* the maximum lies elsewhere */
+      m = group_max(t->level[l] + (i & ~15u));
     }
-    was = before;
-    now = n->max;
-    p = n->parent;
+    i >>= 4;
   }
 }
 
-/* Recomputes the maxima from u up to (not including) its ancestor top. */
-static void pull_up_to(const sa_freetree *t, uint32_t u, uint32_t top) {
-  for (int depth = 0; u != top; depth++) {
-    too_deep(depth);
-    pull(t, u);
-    u = NODE(t, u)->parent;
+/* From entry i of level l, whose maximum is at least want, down to the
+ * lowest (or highest) chunk below it that holds such a block. */
+static uint32_t descend(const sa_freetree *t, uint32_t l, uint32_t i, uint32_t want, int highest) {
+  while (l > 0) {
+    l--;
+    if (16 * (uint64_t)i >= t->len[l]) damaged("free index damaged (summary)");
+    const uint32_t *g = t->level[l] + 16 * i;
+    int k = highest ? last_at_least(g, 15, want) : first_at_least(g, 0, want);
+    if (k < 0) damaged("free index damaged (summary maxima)");
+    i = 16 * i + (uint32_t)k;
+  }
+  return i;
+}
+
+/* The lowest chunk at or above c with a block of want units, or NONE. */
+static uint32_t chunk_from(const sa_freetree *t, uint32_t c, uint32_t want) {
+  uint32_t i = c, l = 0;
+  for (;;) {
+    if (((uint64_t)(i >> 4) << (4 * (l + 1))) >= t->ready) return NONE;
+    int k = first_at_least(t->level[l] + (i & ~15u), (int)(i & 15), want);
+    if (k >= 0) return descend(t, l, (i & ~15u) + (uint32_t)k, want, 0);
+    if (l == t->top) return NONE;
+    i = (i >> 4) + 1;
+    l++;
   }
 }
 
-void sa_tree_init(sa_freetree *t, uintptr_t origin, uint32_t seed) {
+/* The highest chunk at or below c (c < ready) with a block of want units,
+ * or NONE. */
+static uint32_t chunk_before(const sa_freetree *t, uint32_t c, uint32_t want) {
+  uint32_t i = c, l = 0;
+  for (;;) {
+    int k = last_at_least(t->level[l] + (i & ~15u), (int)(i & 15), want);
+    if (k >= 0) return descend(t, l, (i & ~15u) + (uint32_t)k, want, 1);
+    if (l == t->top || i < 16) return NONE;
+    i = (i >> 4) - 1;
+    l++;
+  }
+}
+
+/* The largest block starting in chunk c, by walking its blocks. */
+static uint32_t chunk_max(const sa_freetree *t, uint32_t c) {
+  uint32_t m = 0;
+  for (uint32_t u = first_of(t, c); u && chunk_of(u) == c;) {
+    const sa_node *n = NODE(t, u);
+    if (n->units > m) m = n->units;
+    if (n->next && n->next <= u) damaged("free index damaged (list order)");
+    u = n->next;
+  }
+  return m;
+}
+
+/* The first block of at least want units in chunk c at or above unit
+ * from, or 0. */
+static uint32_t fit_in_chunk(const sa_freetree *t, uint32_t c, uint32_t from, uint32_t want) {
+  uint32_t u = first_of(t, c);
+  while (u && chunk_of(u) == c) {
+    const sa_node *n = NODE(t, u);
+    if (u >= from && n->units >= want) return u;
+    if (n->next && n->next <= u) damaged("free index damaged (list order)");
+    u = n->next;
+  }
+  return 0;
+}
+
+/* Chunk c lost block x (whose node still holds its links and size). */
+static void leave_chunk(sa_freetree *t, uint32_t c, uint32_t x, const sa_node *n) {
+  uint32_t f = first_of(t, c);
+  if (f == x)
+    set_first(t, c, n->next && chunk_of(n->next) == c ? n->next : 0);
+  else if (!f || f > x)
+    damaged("free index damaged (chunk's first block)");
+  if (n->units >= t->level[0][c]) set_chunk_max(t, c, chunk_max(t, c));
+}
+
+/* ---- the list ------------------------------------------------------------ */
+
+static inline uint32_t *link_below(sa_freetree *t, uint32_t prev) {
+  return prev ? &NODE(t, prev)->next : &t->head;
+}
+
+static inline uint32_t *link_above(sa_freetree *t, uint32_t next) {
+  return next ? &NODE(t, next)->prev : &t->tail;
+}
+
+/* ---- the operations ------------------------------------------------------ */
+
+void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units) {
+  memset(t, 0, sizeof *t);
   t->origin = origin;
-  t->root = 0;
-  t->key = seed;
-}
-
-/* Splits the subtree u below x: the nodes below x become x's left subtree,
- * those above its right. */
-static void split_under(const sa_freetree *t, uint32_t x, uint32_t u) {
-  sa_node *nx = NODE(t, x);
-  uint32_t *lo = &nx->left, *hi = &nx->right, lo_par = x, hi_par = x;
-  for (int depth = 0; u; depth++) {
-    too_deep(depth);
-    sa_node *n = NODE(t, u);
-    if (u < x) {
-      hang(t, lo, u, lo_par);
-      lo_par = u;
-      lo = &n->right;
-      u = n->right;
-    } else {
-      hang(t, hi, u, hi_par);
-      hi_par = u;
-      hi = &n->left;
-      u = n->left;
-    }
+  t->top = layout(t->len, units);
+  uint32_t *p = t->top ? mem : t->small;
+  for (uint32_t l = t->top + 1; l-- > 0;) {
+    t->level[l] = p;
+    p += t->len[l];
   }
-  *lo = *hi = 0;
-  pull_up_to(t, lo_par, x);
-  pull_up_to(t, hi_par, x);
-  pull(t, x);
+  t->first = (uint8_t *)p;
+  make_ready(t, 0);
 }
 
 void sa_tree_insert(sa_freetree *t, uintptr_t b) {
-  uint32_t x = UNIT(t, b), px = prio(t, x), size = units_of(t, x), par = 0;
-  uint32_t *link = &t->root;
-  /* Down to x's place; x will be in the subtree of every node passed. */
-  for (int depth = 0; *link && prio(t, *link) > px; depth++) {
-    too_deep(depth);
-    par = *link;
-    sa_node *n = NODE(t, par);
-    if (n->max < size) n->max = size;
-    link = x < par ? &n->left : &n->right;
+  uint32_t x = UNIT(t, b), c = chunk_of(x), prev, next;
+  ready_for(t, c);
+  uint32_t f = first_of(t, c);
+  if (f && f < x) {  /* after f, in f's chunk */
+    prev = f;
+    for (uint32_t q; (q = NODE(t, prev)->next) && q < x; prev = q)
+      if (q <= prev) damaged("free index damaged (list order)");
+    next = NODE(t, prev)->next;
+  } else {
+    if (!f) {
+      uint32_t s = chunk_from(t, c + 1, 1);
+      f = s == NONE ? 0 : first_of(t, s);
+    }
+    next = f;
+    prev = next ? NODE(t, next)->prev : t->tail;
+    set_first(t, c, x);
   }
-  uint32_t below = *link;
-  NODE(t, x)->parent = par;
-  *link = x;
-  split_under(t, x, below);
+  sa_node *n = NODE(t, x);
+  n->next = next;
+  n->prev = prev;
+  n->units = units_in_head(t, x);
+  *link_below(t, prev) = x;
+  *link_above(t, next) = x;
+  if (n->units > t->level[0][c]) set_chunk_max(t, c, n->units);
 }
 
 void sa_tree_remove(sa_freetree *t, uintptr_t b) {
   uint32_t x = UNIT(t, b);
-  sa_node *nx = NODE(t, x);
-  uint32_t *top = link_to(t, x), *link = top;
-  uint32_t above = nx->parent, par = above, was = nx->max;
-  uint32_t a = nx->left, c = nx->right;
-  /* Merge the two subtrees: a's right spine and c's left spine zip
-   * together by priority. */
-  for (int depth = 0; a && c; depth++) {
-    too_deep(depth);
-    if (prio(t, a) > prio(t, c)) {
-      hang(t, link, a, par);
-      par = a;
-      link = &NODE(t, a)->right;
-      a = *link;
-    } else {
-      hang(t, link, c, par);
-      par = c;
-      link = &NODE(t, c)->left;
-      c = *link;
-    }
-  }
-  hang(t, link, a ? a : c, par);
-  pull_up_to(t, par, above);
-  carry(t, above, was, max_of(t, *top));
-}
-
-/* Rotates x above its parent. */
-static void rotate_up(sa_freetree *t, uint32_t x) {
-  sa_node *nx = NODE(t, x);
-  uint32_t p = nx->parent;
-  sa_node *np = NODE(t, p);
-  uint32_t *link = link_to(t, p), g = np->parent;
-  if (x < p) {
-    hang(t, &np->left, nx->right, p);
-    hang(t, &nx->right, p, x);
-  } else {
-    hang(t, &np->right, nx->left, p);
-    hang(t, &nx->left, p, x);
-  }
-  *link = x;
-  nx->parent = g;
-  nx->max = np->max;  /* the same blocks as p's subtree had */
-  pull(t, p);
-}
-
-/* Restores the priority order around x after its priority changed. */
-static void sift(sa_freetree *t, uint32_t x) {
-  uint32_t px = prio(t, x);
-  sa_node *nx = NODE(t, x);
-  for (int depth = 0; nx->parent && prio(t, nx->parent) < px; depth++) {
-    too_deep(depth);
-    rotate_up(t, x);
-  }
-  for (int depth = 0;; depth++) {
-    too_deep(depth);
-    uint32_t l = nx->left, r = nx->right;
-    uint32_t pl = l ? prio(t, l) : 0, pr = r ? prio(t, r) : 0;
-    uint32_t c = pl > pr ? l : r, pc = pl > pr ? pl : pr;
-    if (!c || pc < px) return;
-    rotate_up(t, c);
-  }
+  sa_node *n = NODE(t, x);
+  uint32_t *lo = link_below(t, n->prev), *hi = link_above(t, n->next);
+  if (*lo != x || *hi != x) damaged("free index damaged (list link)");
+  *lo = n->next;
+  *hi = n->prev;
+  leave_chunk(t, chunk_of(x), x, n);
 }
 
 void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
   uint32_t o = UNIT(t, old), x = UNIT(t, nb);
-  sa_node *nx = NODE(t, x);  /* holds old's node */
-  uint32_t p = nx->parent;
-  uint32_t *link = !p ? &t->root : o < p ? &NODE(t, p)->left : &NODE(t, p)->right;
-  if (*link != o) sa_fatal("free index damaged (parent link)");
-  *link = x;
-  uint32_t kids[2] = {nx->left, nx->right};
-  for (int i = 0; i < 2; i++) {
-    if (!kids[i]) continue;
-    sa_node *k = NODE(t, kids[i]);
-    if (k->parent != o) sa_fatal("free index damaged (parent link)");
-    k->parent = x;
+  sa_node *n = NODE(t, x);  /* holds old's node */
+  uint32_t *lo = link_below(t, n->prev), *hi = link_above(t, n->next);
+  if (*lo != o || *hi != o) damaged("free index damaged (list link)");
+  *lo = x;
+  *hi = x;
+  uint32_t was = n->units, now = units_in_head(t, x), co = chunk_of(o), cx = chunk_of(x);
+  if (co == cx) {
+    n->units = now;
+    if (first_of(t, co) == o) set_first(t, co, x);
+    uint32_t m = t->level[0][co];
+    if (now > m)
+      set_chunk_max(t, co, now);
+    else if (was >= m && now < was)
+      set_chunk_max(t, co, chunk_max(t, co));
+    return;
   }
-  uint32_t was = nx->max;
-  pull(t, x);
-  carry(t, p, was, nx->max);
-  sift(t, x);
+  ready_for(t, cx);
+  leave_chunk(t, co, o, n);  /* x already stands where o stood in the list */
+  n->units = now;
+  uint32_t f = first_of(t, cx);
+  if (!f || x < f) set_first(t, cx, x);
+  if (now > t->level[0][cx]) set_chunk_max(t, cx, now);
 }
 
 void sa_tree_grew(sa_freetree *t, uintptr_t b) {
-  uint32_t x = UNIT(t, b), size = units_of(t, x);
-  sa_node *nx = NODE(t, x);
-  if (size <= nx->max) return;
-  uint32_t was = nx->max;
-  nx->max = size;
-  carry(t, nx->parent, was, size);
+  uint32_t x = UNIT(t, b), c = chunk_of(x);
+  sa_node *n = NODE(t, x);
+  n->units = units_in_head(t, x);
+  if (n->units > t->level[0][c]) set_chunk_max(t, c, n->units);
 }
 
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
-  uint32_t want = (uint32_t)(size >> SA_UNIT_SHIFT), u = t->root;
-  if (!u || NODE(t, u)->max < want) return 0;
-  /* The subtree of u has a fit: in its left subtree, else u, else (so its
-   * right subtree needs no look) its right subtree.  Maxima that disagree
-   * with the sizes end the descent at a missing child. */
-  for (int depth = 0; u; depth++) {
-    too_deep(depth);
-    sa_node *n = NODE(t, u);
-    uint32_t l = n->left;
-    if (l && NODE(t, l)->max >= want)
-      u = l;
-    else if (units_of(t, u) >= want)
-      return addr_of(t, u);
-    else
-      u = n->right;
-  }
-  return 0;  /* the caller reports it */
+  uint32_t want = want_of(size);
+  int k = first_at_least(t->level[t->low_top], 0, want);
+  if (k < 0) return 0;
+  uint32_t c = descend(t, t->low_top, (uint32_t)k, want, 0);
+  uint32_t u = fit_in_chunk(t, c, 0, want);
+  return u ? addr_of(t, u) : 0;  /* 0 here: the caller reports it */
 }
 
 size_t sa_tree_largest(const sa_freetree *t) {
-  return (size_t)max_of(t, t->root) << SA_UNIT_SHIFT;
+  return (size_t)group_max(t->level[t->low_top]) << SA_UNIT_SHIFT;
 }
+
+uintptr_t sa_tree_next_at_least(const sa_freetree *t, uintptr_t b, size_t size) {
+  uint32_t want = want_of(size), c = 0, from = 0;
+  if (b) {
+    from = UNIT(t, b) + 1;
+    c = chunk_of(from - 1);
+  }
+  for (;;) {
+    c = chunk_from(t, c, want);
+    if (c == NONE) return 0;
+    uint32_t u = fit_in_chunk(t, c, from, want);
+    if (u) return addr_of(t, u);
+    c++;
+  }
+}
+
+uintptr_t sa_tree_prev_at_least(const sa_freetree *t, uintptr_t b, size_t size) {
+  uint32_t want = want_of(size), below = b ? UNIT(t, b) : NONE;
+  if (!t->tail) return 0;
+  uint32_t c = chunk_of(b ? below : t->tail);
+  for (;;) {
+    c = chunk_before(t, c, want);
+    if (c == NONE) return 0;
+    uint32_t best = 0;
+    for (uint32_t u = fit_in_chunk(t, c, 0, want); u && u < below;
+         u = fit_in_chunk(t, c, u + 1, want))
+      best = u;
+    if (best) return addr_of(t, best);
+    if (c == 0) return 0;
+    c--;
+  }
+}
+
+/* ---- checking ------------------------------------------------------------ */
 
 typedef struct check_state {
   const sa_freetree *t;
-  void (*visit)(uintptr_t, void *);
-  void *ctx;
-  uint32_t last;
-  long count;
+  long chunks;     /* non-empty chunks the summary leads to */
   const char *why;
 } check_state;
 
-static void check_rec(check_state *s, uint32_t u, uint32_t parent, int depth) {
-  if (!u || s->why) return;
+/* Checks group g of level l and, through its non-zero entries, below. */
+static void check_group(check_state *s, uint32_t l, uint32_t g) {
   const sa_freetree *t = s->t;
-  sa_node *n = NODE(t, u);
-  if (depth > 1000) { s->why = "free tree too deep (cycle?)"; return; }
-  if (n->parent != parent) { s->why = "free tree parent link broken"; return; }
-  if (parent && prio(t, u) > prio(t, parent)) {
-    s->why = "free tree priority order broken";
-    return;
+  for (uint32_t k = 0; k < 16 && !s->why; k++) {
+    uint32_t i = 16 * g + k, e = t->level[l][i];
+    if (l == 0) {
+      if (e && !t->first[i])
+        s->why = "free index summary names an empty chunk";
+      else if (!e && t->first[i])
+        s->why = "free index chunk without maximum has a first block";
+      s->chunks += e != 0;
+    } else if (e) {
+      if (16 * (uint64_t)i >= t->len[l - 1] || group_max(t->level[l - 1] + 16 * i) != e)
+        s->why = "free index summary maximum wrong";
+      else
+        check_group(s, l - 1, i);
+    }
   }
-  check_rec(s, n->left, u, depth + 1);
-  if (s->why) return;
-  if (u <= s->last) { s->why = "free tree address order broken"; return; }
-  s->last = u;
-  uint32_t m = units_of(t, u);
-  if (max_of(t, n->left) > m) m = max_of(t, n->left);
-  if (max_of(t, n->right) > m) m = max_of(t, n->right);
-  s->count++;
-  if (s->visit) s->visit(addr_of(t, u), s->ctx);
-  check_rec(s, n->right, u, depth + 1);
-  if (!s->why && m != n->max) s->why = "free tree subtree maximum wrong";
+}
+
+/* Chunk c's blocks have the largest size m: its entry and those above it
+ * must say so. */
+static const char *check_chunk(const sa_freetree *t, uint32_t c, uint32_t m) {
+  if (t->level[0][c] != m) return "free index chunk maximum wrong";
+  for (uint32_t l = 1, i = c >> 4; l <= t->top; l++, i >>= 4)
+    if (t->level[l][i] < m) return "free index summary maximum wrong";
+  return NULL;
 }
 
 long sa_tree_check(const sa_freetree *t, void (*visit)(uintptr_t, void *),
                    void *ctx, const char **why) {
-  check_state s = {t, visit, ctx, 0, 0, NULL};
-  check_rec(&s, t->root, 0, 0);
-  if (s.why) {
-    *why = s.why;
+  uint32_t last = 0, c = NONE, m = 0;
+  long count = 0, chunks = 0;
+  const char *bad = NULL;
+  for (uint32_t u = t->head; u && !bad; u = NODE(t, u)->next) {
+    const sa_node *n = NODE(t, u);
+    if (u <= last) { bad = "free index address order broken"; break; }
+    if (chunk_of(u) >= t->ready) { bad = "free index block beyond its summary"; break; }
+    if (n->prev != last) { bad = "free index list link broken"; break; }
+    if (n->units != units_in_head(t, u)) { bad = "free index size wrong"; break; }
+    if (chunk_of(u) != c) {
+      if (c != NONE) bad = check_chunk(t, c, m);
+      c = chunk_of(u);
+      m = 0;
+      chunks++;
+      if (!bad && first_of(t, c) != u) bad = "free index chunk's first block wrong";
+    }
+    if (n->units > m) m = n->units;
+    count++;
+    if (visit && !bad) visit(addr_of(t, u), ctx);
+    last = u;
+  }
+  if (!bad && c != NONE) bad = check_chunk(t, c, m);
+  if (!bad && t->tail != last) bad = "free index tail wrong";
+  if (!bad) {
+    check_state s = {t, 0, NULL};
+    check_group(&s, t->top, 0);
+    bad = s.why;
+    if (!bad && s.chunks != chunks) bad = "free index summary and list disagree";
+  }
+  if (bad) {
+    *why = bad;
     return -1;
   }
-  return s.count;
+  return count;
 }

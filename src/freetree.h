@@ -1,24 +1,32 @@
 /* freetree.h - the first-fit index over a heap's free blocks.
  *
- * A treap ordered by address in which every node also knows the largest
- * block size in its subtree.  One descent finds the lowest-addressed free
- * block of at least a given size: go left while the left subtree has a fit,
- * else take this node if it fits, else go right.
+ * Two parts.  The free blocks are linked in address order through the
+ * nodes inside them (block.h).  Outside the blocks, the heap's unit range
+ * is cut into chunks of SA_CHUNK_BYTES, and a summary records, for each
+ * chunk, its first free block and the size of the largest free block that
+ * starts in it.  Above those per-chunk maxima sits an implicit 16-ary tree
+ * of maxima: every entry of a level is the largest of its 16 children one
+ * level down, so a group of 16 siblings fills one cache line, and the top
+ * level is a single group.
  *
- * A node's priority is a keyed hash of its address, so it is not stored:
- * the hash is a bijection on 32-bit offsets, so no two nodes tie, and the
- * priorities look random whatever the order of addresses, which keeps the
- * depth O(log n) in expectation.  The space a stored priority would take
- * holds the node's parent instead, so that removing, moving or resizing a
- * node works upwards from the node itself and stops as soon as the
- * subtree maxima above it stop changing, rather than descending from the
- * root to find it.  Every operation is O(depth); most touch only the node,
- * its parent and its children.
+ * First fit descends the summary to the lowest chunk holding a large
+ * enough block, then walks that chunk's few free blocks in address order.
+ * An insert finds its neighbours in the list through its chunk (or, if the
+ * chunk is empty, through the next chunk that is not); a removal unlinks
+ * the block and recomputes its chunk's maximum from the chunk's blocks.
+ * Changes of a chunk's maximum go up the summary only as far as they make
+ * a difference.  Every operation costs O(log16 chunks) summary entries,
+ * mostly in cache, plus the free blocks of one chunk.  Searches start at
+ * the lowest level whose first group covers every chunk in use.
  *
- * The nodes live inside the free blocks themselves (block.h); the tree
- * reads a block's size from its head.  Links are 32-bit unit offsets from
- * the heap's origin.  A link that does not lead back (a parent that does
- * not hold its child) means a damaged tree and is fatal.
+ * The summary's memory is the caller's (sa_tree_bytes says how much) but
+ * for the smallest heaps.  It need not be zeroed: the index clears it a
+ * stretch at a time as the blocks it holds reach higher chunks, so pages
+ * the heap never reaches stay untouched.
+ *
+ * Links are 32-bit unit offsets from the heap's origin.  A link that does
+ * not lead back (a neighbour that does not name the block) or that runs
+ * backwards means a damaged index and is fatal.
  */
 #ifndef SA_FREETREE_H
 #define SA_FREETREE_H
@@ -26,17 +34,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Treap depth is O(log n) with overwhelming probability; a deeper walk
- * means a damaged tree (a cycle). */
-#define SA_TREE_MAX_DEPTH 192
+#define SA_CHUNK_SHIFT  11    /* chunks of 2 KiB */
+#define SA_CHUNK_BYTES  ((size_t)1 << SA_CHUNK_SHIFT)
+#define SA_TREE_LEVELS  8     /* enough for 2^32 units */
 
 typedef struct sa_freetree {
-  uintptr_t origin;  /* address of unit offset 0; no block starts there */
-  uint32_t root;
-  uint32_t key;      /* keys the priorities */
+  uintptr_t origin;     /* address of unit offset 0; no block starts there */
+  uint32_t *level[SA_TREE_LEVELS];  /* level[0]: the chunks' maxima, in units */
+  uint32_t len[SA_TREE_LEVELS];     /* entries per level, multiples of 16 */
+  uint8_t *first;       /* where each chunk's first free block is (freetree.c) */
+  uint32_t top;         /* the top level; it has at most 16 entries */
+  uint32_t low_top;     /* the lowest level whose group 0 covers the chunks in use */
+  uint32_t ready;       /* chunks below this have their summary cleared */
+  uint32_t head, tail;  /* the lowest and highest free block, or 0 */
+  uint32_t small[32] __attribute__((aligned(64)));  /* the summary of a small heap */
 } sa_freetree;
 
-void sa_tree_init(sa_freetree *t, uintptr_t origin, uint32_t seed);
+/* Bytes of summary the caller provides for unit offsets below units: 0 if
+ * there are at most 16 chunks, whose summary the index keeps itself. */
+size_t sa_tree_bytes(size_t units);
+/* mem: sa_tree_bytes(units) bytes, 64-byte aligned.  The index must not
+ * move once made. */
+void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units);
 /* b is a free block whose head is written; it joins the index. */
 void sa_tree_insert(sa_freetree *t, uintptr_t b);
 void sa_tree_remove(sa_freetree *t, uintptr_t b);
@@ -50,9 +69,17 @@ void sa_tree_grew(sa_freetree *t, uintptr_t b);
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size);
 size_t sa_tree_largest(const sa_freetree *t);
 
-/* Checks order, parent links, subtree maxima and priorities; calls
- * visit(b, ctx) for each node in address order.  Returns the node count, or -1 and sets
- * *why if the tree is damaged. */
+/* Walks in order over the free blocks of at least size bytes: the lowest
+ * one above b (b = 0: the lowest of all), and the highest one below b
+ * (b = 0: the highest of all); 0 when there is none.  The index must not
+ * change between steps, but the blocks' other bytes may. */
+uintptr_t sa_tree_next_at_least(const sa_freetree *t, uintptr_t b, size_t size);
+uintptr_t sa_tree_prev_at_least(const sa_freetree *t, uintptr_t b, size_t size);
+
+/* Checks the list's order and links, the sizes the nodes record, each
+ * chunk's first block and maximum, and the summary's maxima above them;
+ * calls visit(b, ctx) for each block in address order.  Returns the block
+ * count, or -1 and sets *why if the index is damaged. */
 long sa_tree_check(const sa_freetree *t, void (*visit)(uintptr_t, void *),
                    void *ctx, const char **why);
 

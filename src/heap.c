@@ -1,21 +1,21 @@
 /* heap.c - allocate, free, split, coalesce and resize on one heap.
  *
- * Owns the block chain of a heap (block.h) and keeps its free tree
+ * Owns the block chain of a heap (block.h) and keeps its free index
  * (freetree.h) in step with it.  Every function named *_locked runs with
  * the heap lock held; the public sa_heap_* entry points take it.
  *
  * The top: the free block that ends at the epilogue, if there is one, is
- * kept out of the tree.  It is the highest free block, so the lowest fit
- * is in the tree whenever the tree has one, and the top is the fit of last
+ * kept out of the index.  It is the highest free block, so the lowest fit
+ * is in the index whenever the index has one, and the top is the fit of last
  * resort: growing the heap, or giving memory back at its end, costs no
- * tree work.
+ * index work.
  *
- * Pages: a free block flagged CLEAN has all whole pages after its tree node
+ * Pages: a free block flagged CLEAN has all whole pages after its index node
  * reading as zero (fresh from the kernel, or given back with
  * sa_os_release); calloc skips zeroing them.  `dirty` counts the bytes of
  * free blocks of at least release_threshold that are not CLEAN (for the top,
  * only up to where the heap ever reached); each such block carries, after
- * its tree node, the second at which it last became dirty.  Past `retain`
+ * its index node, the second at which it last became dirty.  Past `retain`
  * dirty bytes, the blocks that have stayed dirty for `decay` seconds or more
  * give their pages back and become CLEAN (checked at most once a second, at
  * a free); past `retain` plus sixteen times the used bytes, the highest
@@ -54,7 +54,7 @@ static inline void set_prev_used(const sa_heap *h, uintptr_t b, int used) {
 static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
 static inline uintptr_t page_ceil(uintptr_t a) { return (a + 4095) & ~(uintptr_t)4095; }
 
-/* A large free block that is not CLEAN keeps a record after its tree node:
+/* A large free block that is not CLEAN keeps a record after its index node:
  * since when it is dirty, and how many of its bytes may be resident. */
 typedef struct dirt {
   uint64_t since;
@@ -105,16 +105,20 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   if ((s & (SA_ALIGN - 1)) || size < SA_HEAP_MIN_SIZE) return -1;
   size &= ~(size_t)(SA_ALIGN - 1);
   if (size > SA_MAX_BLOCK) size = SA_MAX_BLOCK;
+  /* The free index's summary, if it needs one, takes the high end. */
+  size_t index = sa_tree_bytes(size >> SA_UNIT_SHIFT);
+  uintptr_t summary = index ? (s + size - index) & ~(uintptr_t)63 : s + size;
+  if (summary < s + SA_MIN_BLOCK + SA_PAYLOAD) return -1;
   memset(h, 0, sizeof *h);
   h->key = key;
   h->start = s;
-  h->end = s + size;
+  h->end = summary;
   h->epilogue = h->end - SA_PAYLOAD;
   h->release_pages = release_pages;
   h->release_threshold = 128 * 1024;
   h->retain = 4 << 20;
   h->decay = 5;
-  sa_tree_init(&h->tree, s - SA_PAYLOAD, (uint32_t)(h->key >> 17));
+  sa_tree_init(&h->tree, s - SA_PAYLOAD, (void *)summary, (summary - s) >> SA_UNIT_SHIFT);
 
   size_t first = h->epilogue - s;
   set_head(h, s, first, SA_PREV_USED | (release_pages ? SA_CLEAN : 0));
@@ -177,7 +181,7 @@ static inline void reach(sa_heap *h, uintptr_t a) {
   if (a > h->reached) h->reached = a;
 }
 
-/* ---- the free index: the tree and the top -------------------------------- */
+/* ---- the free index and the top -------------------------------- */
 
 static inline void index_add(sa_heap *h, uintptr_t b, size_t size) {
   if (b + size == h->epilogue)
@@ -259,7 +263,7 @@ static uintptr_t alloc_locked(sa_heap *h, size_t need, uintptr_t zone[2]) {
   return f;
 }
 
-/* Gives back the whole pages of free block b that lie after its tree node
+/* Gives back the whole pages of free block b that lie after its index node
  * (and below touched), then flags it CLEAN. */
 static void purge_block(sa_heap *h, uintptr_t b) {
   uint64_t hd = head(b);
@@ -275,37 +279,24 @@ static void purge_block(sa_heap *h, uintptr_t b) {
   if (b == h->top) h->touched = b + SA_MIN_BLOCK;  /* the rest is back to untouched */
 }
 
-/* Purges the free blocks of the tree's subtree u of at least min units
- * that have been dirty since before the second `before`. */
-static void purge_tree(sa_heap *h, uint32_t u, uint32_t min, uint64_t before) {
-  while (u) {
-    uintptr_t b = h->tree.origin + ((uintptr_t)u << SA_UNIT_SHIFT);
-    sa_node *n = blk_node(b);
-    if (n->max < min) return;
-    purge_tree(h, n->left, min, before);
-    if (tracked(h, head(b)) && dirt_of(b)->since < before) purge_block(h, b);
-    u = n->right;
-  }
-}
-
+/* Purges the free blocks of the index of at least release_threshold
+ * bytes that have been dirty since before the second `before`. */
 static void purge_locked(sa_heap *h, uint64_t before) {
-  purge_tree(h, h->tree.root, (uint32_t)(h->release_threshold >> SA_UNIT_SHIFT), before);
+  size_t min = h->release_threshold;
+  for (uintptr_t b = sa_tree_next_at_least(&h->tree, 0, min); b;
+       b = sa_tree_next_at_least(&h->tree, b, min))
+    if (tracked(h, head(b)) && dirt_of(b)->since < before) purge_block(h, b);
   if (h->top && tracked(h, head(h->top)) && dirt_of(h->top)->since < before)
     purge_block(h, h->top);
 }
 
-/* Purges the free blocks of subtree u of at least min units, highest
- * address first, until no more than goal bytes are dirty; 1 once there. */
-static int purge_high(sa_heap *h, uint32_t u, uint32_t min, size_t goal) {
-  while (u && h->dirty > goal) {
-    uintptr_t b = h->tree.origin + ((uintptr_t)u << SA_UNIT_SHIFT);
-    sa_node *n = blk_node(b);
-    if (n->max < min) return 0;
-    if (purge_high(h, n->right, min, goal)) return 1;
+/* Purges the free blocks of the index of at least release_threshold bytes,
+ * highest address first, until no more than goal bytes are dirty. */
+static void purge_high(sa_heap *h, size_t goal) {
+  size_t min = h->release_threshold;
+  for (uintptr_t b = sa_tree_prev_at_least(&h->tree, 0, min); b && h->dirty > goal;
+       b = sa_tree_prev_at_least(&h->tree, b, min))
     if (tracked(h, head(b))) purge_block(h, b);
-    u = n->left;
-  }
-  return h->dirty <= goal;
 }
 
 /* After a free: give back what has stayed dirty too long, or too much.
@@ -319,7 +310,7 @@ static void maybe_purge(sa_heap *h) {
   if (h->dirty > h->retain + PURGE_HIGH_WATER * h->st.used_bytes) {
     size_t goal = h->retain + PURGE_LOW_WATER * h->st.used_bytes;
     if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
-    purge_high(h, h->tree.root, (uint32_t)(h->release_threshold >> SA_UNIT_SHIFT), goal);
+    purge_high(h, goal);
     return;
   }
   uint64_t now = sa_os_mono_coarse_s();
@@ -367,7 +358,7 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
   set_head(h, m, total, SA_PREV_USED);
   set_foot(m, total);
   int top = m + total == h->epilogue;
-  if (left && top) {         /* the left neighbour leaves the tree for the top */
+  if (left && top) {         /* the left neighbour leaves the index for the top */
     sa_tree_remove(&h->tree, m);
     h->top = m;
   } else if (left) {
@@ -659,14 +650,14 @@ typedef struct tree_cursor {
   uintptr_t where;
 } tree_cursor;
 
-/* Each tree node, in address order, must be the next free block. */
+/* Each indexed block, in address order, must be the next free block. */
 static void visit_node(uintptr_t node, void *ctx) {
   tree_cursor *c = ctx;
   if (c->why) return;
   uintptr_t b = c->next;
   while (b < c->h->epilogue && (head(b) & SA_USED)) b += head_size(head(b));
   if (b != node) {
-    c->why = "free tree and block chain disagree";
+    c->why = "free index and block chain disagree";
     c->where = node;
     return;
   }
@@ -713,7 +704,7 @@ sa_heap_report sa_heap_check_locked(sa_heap *h) {
   if (c.why) return fail(c.why, c.where);
   uintptr_t last = h->epilogue - (prev_used ? 0 : *blk_foot_of_prev(h->epilogue));
   if (h->top != (prev_used ? 0 : last)) return fail("top block wrong", h->top);
-  if ((size_t)n + (h->top != 0) != nfree) return fail("free tree misses free blocks", 0);
+  if ((size_t)n + (h->top != 0) != nfree) return fail("free index misses free blocks", 0);
   if (used != h->st.used_bytes || nused != h->st.used_blocks || nfree != h->st.free_blocks)
     return fail("statistics disagree with the blocks", 0);
   if (dirty != h->dirty) return fail("dirty byte count disagrees with the blocks", 0);

@@ -8,7 +8,7 @@
  * lowest-addressed free block that is large enough; the block is split and
  * the remainder stays free.  A freed block is merged at once with free
  * physical neighbours, so no two free blocks are ever adjacent.  The free
- * blocks are indexed by a tree (freetree.h) so the search is O(log n).
+ * blocks are indexed (freetree.h) so the search is O(log n).
  */
 #ifndef SA_HEAP_H
 #define SA_HEAP_H
@@ -36,7 +36,7 @@ typedef struct sa_heap {
   uintptr_t top;       /* the free block that ends the heap, or 0 */
   uintptr_t start;     /* first block */
   uintptr_t epilogue;  /* the zero-sized block that ends the heap */
-  uintptr_t end;       /* one past the epilogue */
+  uintptr_t end;       /* one past the epilogue; the index's summary follows */
   uintptr_t touched;   /* nothing at or above this may be resident (heap.c) */
   uintptr_t reached;   /* the highest touched ever was */
   uint64_t key;        /* keys the header checks */
@@ -72,7 +72,9 @@ typedef struct sa_block_info {
 /* Creates a heap over [mem, mem + size).  mem must be 16-byte aligned and
  * size at least SA_HEAP_MIN_SIZE.  release_pages != 0 lets the heap return
  * pages of large free blocks to the kernel (mem must then be page aligned
- * and come from mmap).  Returns 0, or -1 if the region is unusable. */
+ * and come from mmap).  The free index's summary (about 0.25% of the size)
+ * takes the region's high end.  Returns 0, or -1 if the region is
+ * unusable. */
 #define SA_HEAP_MIN_SIZE 64
 int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages);
 /* The same with a given header key: heaps of one arena share theirs, so a
@@ -140,7 +142,7 @@ void sa_heap_walk_locked(sa_heap *h, int (*fn)(const sa_block_info *, void *), v
 size_t sa_heap_largest_free_locked(const sa_heap *h);
 
 /* Verifies every invariant: block chain, tags, no adjacent free blocks,
- * sizes adding up, and the tree agreeing with the blocks. */
+ * sizes adding up, and the index agreeing with the blocks. */
 sa_heap_report sa_heap_check(sa_heap *h);
 sa_heap_report sa_heap_check_locked(sa_heap *h);
 

@@ -1,4 +1,4 @@
-/* Unit tests of the first-fit tree over hand-made free blocks. */
+/* Unit tests of the first-fit index over hand-made free blocks. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdint.h>
@@ -7,15 +7,23 @@
 #include "block.h"
 #include "freetree.h"
 
-#define UNITS 65536
+#define UNITS (1u << 19)
 static _Alignas(16) unsigned char mem[UNITS * 16];
+static _Alignas(64) uint32_t summary[(UNITS >> 6) * 2 + 4096];
 static sa_freetree tree;
 static uintptr_t origin;
 
 static void setup(void) {
   memset(mem, 0, sizeof mem);
+  memset(summary, 0xa5, sizeof summary);  /* the index clears what it uses */
   origin = (uintptr_t)mem;
-  sa_tree_init(&tree, origin, 12345);
+  cr_assert_leq(sa_tree_bytes(UNITS), sizeof summary);
+  sa_tree_init(&tree, origin, summary, UNITS);
+}
+
+/* The summary entry of the chunk that holds block b. */
+static uint32_t *chunk_entry(uintptr_t b) {
+  return &tree.level[0][((b - origin) >> SA_UNIT_SHIFT) >> (SA_CHUNK_SHIFT - SA_UNIT_SHIFT)];
 }
 
 TestSuite(freetree, .init = setup);
@@ -112,8 +120,7 @@ Test(freetree, check_notices_a_wrong_maximum) {
   uintptr_t a = block(1, 64), c = block(50, 128);
   sa_tree_insert(&tree, a);
   sa_tree_insert(&tree, c);
-  blk_node(a)->max += 3;
-  blk_node(c)->max += 3;
+  *chunk_entry(a) += 3;
   const char *why = NULL;
   cr_assert_eq(sa_tree_check(&tree, NULL, NULL, &why), -1);
   cr_assert_not_null(why);
@@ -176,31 +183,102 @@ Test(freetree, moves_and_growths_against_a_linear_scan) {
   cr_assert_eq(n, count);
 }
 
-Test(freetree, check_notices_a_broken_parent_link) {
+Test(freetree, check_notices_a_broken_list_link) {
   uintptr_t b[8];
   for (int i = 0; i < 8; i++) {
     b[i] = block(1 + 10 * (uint32_t)i, 64);
     sa_tree_insert(&tree, b[i]);
   }
   check();
-  for (int i = 0; i < 8; i++)
-    if (blk_node(b[i])->parent) {
-      blk_node(b[i])->parent ^= 1;
-      break;
-    }
+  blk_node(b[5])->prev ^= 1;
   const char *why = NULL;
   cr_assert_eq(sa_tree_check(&tree, NULL, NULL, &why), -1);
-  cr_assert_str_eq(why, "free tree parent link broken");
+  cr_assert_str_eq(why, "free index list link broken");
 }
 
-Test(freetree, removing_a_node_whose_parent_disowns_it_aborts, .signal = SIGABRT) {
+Test(freetree, check_notices_a_wrong_recorded_size) {
+  uintptr_t a = block(1, 64), c = block(500, 128);
+  sa_tree_insert(&tree, a);
+  sa_tree_insert(&tree, c);
+  block(500, 144);  /* c grew, but the index was not told */
+  const char *why = NULL;
+  cr_assert_eq(sa_tree_check(&tree, NULL, NULL, &why), -1);
+  cr_assert_str_eq(why, "free index size wrong");
+}
+
+Test(freetree, removing_a_block_whose_neighbour_disowns_it_aborts, .signal = SIGABRT) {
   uintptr_t b[8];
   for (int i = 0; i < 8; i++) {
     b[i] = block(1 + 10 * (uint32_t)i, 64);
     sa_tree_insert(&tree, b[i]);
   }
-  /* Any node but its parent does not hold it as a child. */
-  sa_node *n = blk_node(b[3]);
-  n->parent = n->parent == 1 ? 11 : 1;
+  /* b[3]'s predecessor is b[2], which does not name it as its next */
+  blk_node(b[3])->prev = (uint32_t)((b[1] - origin) >> SA_UNIT_SHIFT);
   sa_tree_remove(&tree, b[3]);
+}
+
+Test(freetree, a_summary_that_promises_too_much_aborts_the_search, .signal = SIGABRT) {
+  uintptr_t a = block(1, 64), c = block(5000, 128);
+  sa_tree_insert(&tree, a);
+  sa_tree_insert(&tree, c);
+  /* the entries above the first chunks claim a fit that none of them has */
+  for (uint32_t l = 1; l <= tree.top; l++) tree.level[l][0] = 1000;
+  sa_tree_first_fit(&tree, 4096);
+}
+
+/* The walks over blocks of at least a size, both ways, against the list. */
+static void check_walks(const uintptr_t *addr, const size_t *size_at, int n, size_t min) {
+  uintptr_t b = 0;
+  for (int k = 0; k < n; k++)
+    if (size_at[k] >= min) {
+      b = sa_tree_next_at_least(&tree, b, min);
+      cr_assert_eq(b, addr[k], "next walk, block %d, min %zu", k, min);
+    }
+  cr_assert_eq(sa_tree_next_at_least(&tree, b, min), 0);
+  b = 0;
+  for (int k = n; k-- > 0;)
+    if (size_at[k] >= min) {
+      b = sa_tree_prev_at_least(&tree, b, min);
+      cr_assert_eq(b, addr[k], "prev walk, block %d, min %zu", k, min);
+    }
+  cr_assert_eq(sa_tree_prev_at_least(&tree, b, min), 0);
+}
+
+/* Small blocks packed tightly, many to a chunk, over most of the span so
+ * that the summary is cleared a stretch at a time; first fits and walks
+ * against a linear scan. */
+Test(freetree, dense_blocks_over_a_wide_span_against_a_linear_scan) {
+  enum { N = 30000, STEP = 4, GAP = 800 };  /* every 64 blocks, a gap of GAP units */
+  static size_t size_at[N];
+  static uintptr_t addr[N];
+  for (int k = 0; k < N; k++)
+    addr[k] = origin + ((uintptr_t)(1 + k * STEP + (k / 64) * GAP) << SA_UNIT_SHIFT);
+  cr_assert_lt((addr[N - 1] - origin) >> SA_UNIT_SHIFT, UNITS);
+  uint64_t x = 0x2545f4914f6cdd1dull;
+  for (int op = 0; op < 60000; op++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    uint32_t i = (uint32_t)(x % N);
+    if (size_at[i]) {
+      sa_tree_remove(&tree, addr[i]);
+      size_at[i] = 0;
+    } else {
+      size_at[i] = 32 + 16 * ((x >> 20) % 2);
+      block((uint32_t)((addr[i] - origin) >> SA_UNIT_SHIFT), size_at[i]);
+      sa_tree_insert(&tree, addr[i]);
+    }
+    size_t want = 32 + 16 * ((x >> 40) % 2);
+    uintptr_t expect = 0;
+    for (int k = 0; k < N && !expect; k++)
+      if (size_at[k] >= want) expect = addr[k];
+    cr_assert_eq(sa_tree_first_fit(&tree, want), expect, "op %d want %zu", op, want);
+    if (op % 5000 == 0) {
+      check();
+      check_walks(addr, size_at, N, 48);
+    }
+  }
+  check_walks(addr, size_at, N, 32);
+  check_walks(addr, size_at, N, 48);
+  long n = check(), count = 0;
+  for (int k = 0; k < N; k++) count += size_at[k] != 0;
+  cr_assert_eq(n, count);
 }

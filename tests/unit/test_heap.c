@@ -556,21 +556,22 @@ Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
   (void)guard;
   release(a);
   release(b);
-  /* the root claims a fit of 100000 bytes that no block has */
-  sa_node *root = blk_node(heap.tree.origin + ((uintptr_t)heap.tree.root << SA_UNIT_SHIFT));
-  root->max = (uint32_t)(100000 >> SA_UNIT_SHIFT);
+  /* a's chunk, and every level above it, claims a fit of 100000 bytes
+   * that no block has */
+  uint32_t i = (uint32_t)(((uintptr_t)a - SA_PAYLOAD - heap.tree.origin) >> SA_CHUNK_SHIFT);
+  for (uint32_t l = 0; l <= heap.tree.top; l++, i >>= 4)
+    heap.tree.level[l][i] = (uint32_t)(100000 >> SA_UNIT_SHIFT);
   sa_heap_alloc(&heap, 50000);
 }
 
-Test(heap, a_damaged_tree_link_is_caught_when_merging, .signal = SIGABRT) {
+Test(heap, a_damaged_index_link_is_caught_when_merging, .signal = SIGABRT) {
   char *a = alloc(100), *g1 = alloc(100), *b = alloc(100);
   alloc(100);
   release(a);
   release(b);
-  /* b's node names a parent that does not hold it */
-  uintptr_t bb = (uintptr_t)b - SA_PAYLOAD, ab = (uintptr_t)a - SA_PAYLOAD;
-  sa_node *n = blk_node(bb);
-  n->parent = n->parent ? 0 : (uint32_t)((ab - heap.tree.origin) >> SA_UNIT_SHIFT);
+  /* b's node names no block before it, though a is */
+  uintptr_t bb = (uintptr_t)b - SA_PAYLOAD;
+  blk_node(bb)->prev = 0;
   sa_heap_free(&heap, g1, "free");  /* merges a, g1 and b: b leaves the tree */
 }
 
