@@ -311,6 +311,14 @@ char *sp_line(sp_child *c) {
   return line;
 }
 
+void sp_start_ready(sp_child *c, const char *const argv[], const sp_opts *o) {
+  sp_start(c, argv, o);
+  char *line = sp_line(c);
+  cr_assert_not_null(line, "%s did not start", argv[0]);
+  cr_assert_str_eq(line, "ready");
+  free(line);
+}
+
 void sp_send(sp_child *c, const char *text) {
   size_t len = strlen(text);
   cr_assert_eq(write(c->to, text, len), (ssize_t)len, "write to %d: %s", (int)c->pid,

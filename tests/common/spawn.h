@@ -57,6 +57,8 @@ typedef struct sp_child {
 void sp_start(sp_child *c, const char *const argv[], const sp_opts *o);
 /* The next line from the child without its newline (malloc'd), or NULL. */
 char *sp_line(sp_child *c);
+/* Starts argv like sp_start and waits for it to print the line "ready". */
+void sp_start_ready(sp_child *c, const char *const argv[], const sp_opts *o);
 void sp_send(sp_child *c, const char *text);
 /* Closes the pipes and waits for the deadline at the latest; returns the
  * exit status or 128 + signal.  A child killed at the deadline fails the

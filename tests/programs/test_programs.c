@@ -89,14 +89,19 @@ static void same_output(const char *const argv[], enum proof proof, unsigned tim
   sp_free(shim);
 }
 
-/* Writes text into a new file name in dir; returns the path. */
-static char *write_file(const char *dir, const char *name, const char *text, size_t len) {
+/* A pseudo-random stream for the generated inputs (64-bit LCG). */
+static unsigned long long next_rand(unsigned long long *x) {
+  return *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+/* Creates file name in dir, written by fill; returns the path. */
+static char *make_file(const char *dir, const char *name, void (*fill)(FILE *)) {
   char *path = NULL;
   cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
   FILE *f = fopen(path, "w");
   cr_assert_not_null(f, "cannot create %s", path);
-  cr_assert_eq(fwrite(text, 1, len, f), len);
-  cr_assert_eq(fclose(f), 0);
+  fill(f);
+  cr_assert_eq(fclose(f), 0, "cannot write %s", path);
   return path;
 }
 
@@ -122,16 +127,13 @@ Test(programs, git_commits_log_gc_fsck, .timeout = 300) {
 
 /* SQL that builds two tables of 10k and 1k rows, indexes them and runs
  * aggregate and join queries. */
-static char *sqlite_script(size_t *len) {
-  char *buf = NULL;
-  FILE *f = open_memstream(&buf, len);
-  cr_assert_not_null(f);
+static void sqlite_script(FILE *f) {
   fputs("CREATE TABLE item(id INTEGER PRIMARY KEY, cat INTEGER, name TEXT, price REAL);\n"
         "CREATE TABLE cat(id INTEGER PRIMARY KEY, label TEXT);\nBEGIN;\n",
         f);
   unsigned long long x = 42;
   for (int i = 1; i <= 10000; i++) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    next_rand(&x);
     fprintf(f, "INSERT INTO item VALUES(%d, %llu, 'item-%llx-%d', %llu.%02llu);\n", i,
             (x >> 33) % 1000, x >> 40, i, (x >> 20) % 1000, (x >> 10) % 100);
   }
@@ -149,16 +151,12 @@ static char *sqlite_script(size_t *len) {
         "VACUUM;\nSELECT count(*), round(sum(price), 2) FROM item;\n"
         "PRAGMA integrity_check;\n",
         f);
-  cr_assert_eq(fclose(f), 0);
-  return buf;
 }
 
 Test(programs, sqlite3_inserts_and_aggregates, .timeout = 300) {
   need("sqlite3", "sqlite3");
   char *dir = temp_dir();
-  size_t len;
-  char *sql = sqlite_script(&len);
-  char *file = write_file(dir, "load.sql", sql, len);
+  char *file = make_file(dir, "load.sql", sqlite_script);
   char *read_cmd = NULL;
   cr_assert(asprintf(&read_cmd, ".read %s", file) > 0);
   const char *argv[] = {"sqlite3", ":memory:", read_cmd, NULL};
@@ -166,7 +164,6 @@ Test(programs, sqlite3_inserts_and_aggregates, .timeout = 300) {
   remove_dir(dir);
   free(read_cmd);
   free(file);
-  free(sql);
   free(dir);
 }
 
@@ -179,25 +176,18 @@ Test(programs, perl_hashes_and_regexes, .timeout = 300) {
 }
 
 /* 100k lines of numbers and words, with many duplicates. */
-static char *sort_input(size_t *len) {
-  char *buf = NULL;
-  FILE *f = open_memstream(&buf, len);
-  cr_assert_not_null(f);
+static void sort_input(FILE *f) {
   unsigned long long x = 7;
   for (int i = 0; i < 100000; i++) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    next_rand(&x);
     fprintf(f, "%llu word%llu %d\n", (x >> 40) % 50000, (x >> 20) % 300, i % 17);
   }
-  cr_assert_eq(fclose(f), 0);
-  return buf;
 }
 
 Test(programs, sort_numeric_and_unique, .timeout = 300) {
   need("sort", "coreutils");
   char *dir = temp_dir();
-  size_t len;
-  char *text = sort_input(&len);
-  char *file = write_file(dir, "lines.txt", text, len);
+  char *file = make_file(dir, "lines.txt", sort_input);
   /* coreutils close stdout and stderr through an atexit handler, so the
    * summary cannot appear; equal output is the check here */
   const char *numeric[] = {"sort", "-n", "-s", file, NULL};
@@ -209,7 +199,6 @@ Test(programs, sort_numeric_and_unique, .timeout = 300) {
   same_output(parallel, PROOF_NONE, 120);
   remove_dir(dir);
   free(file);
-  free(text);
   free(dir);
 }
 

@@ -34,11 +34,7 @@ static sp_result dump(const char *a1, const char *a2, const char *a3, const char
 
 static void start_helper(sp_child *c) {
   const char *argv[] = {sp_env("SIMALLOC_SNAP_HELPER"), NULL};
-  sp_start(c, argv, &(sp_opts){.preload = SP_PRELOAD});
-  char *line = sp_line(c);
-  cr_assert_not_null(line, "the helper did not start");
-  cr_assert_str_eq(line, "ready");
-  free(line);
+  sp_start_ready(c, argv, &(sp_opts){.preload = SP_PRELOAD});
 }
 
 /* Sends a command and returns the helper's answer line. */
