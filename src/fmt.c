@@ -1,6 +1,8 @@
 /* fmt.c - allocation-free message formatting and fatal errors. */
 #include "fmt.h"
 
+#include <stdlib.h>
+
 #include "os.h"
 
 void sa_fmt_str(sa_fmt *f, const char *s) {
@@ -61,10 +63,14 @@ static size_t bad_ptr_message(char *buf, size_t cap, const char *call, const cha
  * tests that use only the formatting from pulling in the whole process). */
 __attribute__((weak)) void sa_snapshot_stop(void);
 
-/* A process about to abort removes its snapshot segment: nobody else will. */
-static _Noreturn void die(const char *msg, size_t n) {
+_Noreturn void sa_abort(void) {
   if (sa_snapshot_stop) sa_snapshot_stop();
-  sa_os_die(msg, n);
+  abort();
+}
+
+static _Noreturn void die(const char *msg, size_t n) {
+  sa_os_write(2, msg, n);
+  sa_abort();
 }
 
 void sa_bad_ptr(const char *call, const char *what, const void *p) {

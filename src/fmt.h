@@ -40,5 +40,8 @@ void sa_bad_ptr(const char *call, const char *what, const void *p);
 _Noreturn void sa_fatal_ptr(const char *call, const char *what, const void *p);
 /* "simalloc: MSG\n" on stderr, then abort. */
 _Noreturn void sa_fatal(const char *msg);
+/* Aborts the process, removing its snapshot segment first: once it is
+ * gone nobody else would.  Every fatal error ends here. */
+_Noreturn void sa_abort(void);
 
 #endif

@@ -118,11 +118,6 @@ int sa_os_dup_stderr(void) {
   return (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
 }
 
-_Noreturn void sa_os_die(const char *msg, size_t n) {
-  sa_os_write(2, msg, n);
-  abort();
-}
-
 uint64_t sa_os_now_ns(void) {
   struct timespec ts;
   syscall(SYS_clock_gettime, CLOCK_REALTIME, &ts);

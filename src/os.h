@@ -29,9 +29,6 @@ void sa_os_write(int fd, const char *buf, size_t n);
  * should survive the program closing its stderr; -1 if none. */
 int sa_os_dup_stderr(void);
 
-/* Writes the message to stderr and aborts. */
-_Noreturn void sa_os_die(const char *msg, size_t n);
-
 /* Clocks, in nanoseconds. */
 uint64_t sa_os_now_ns(void);        /* CLOCK_REALTIME */
 uint64_t sa_os_mono_coarse_s(void); /* CLOCK_MONOTONIC_COARSE, seconds */

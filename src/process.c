@@ -232,10 +232,7 @@ static int check_all(void) {
 
 void sa_check_slow(void) {
   if (__atomic_add_fetch(&check_calls, 1, __ATOMIC_RELAXED) % sa_check_every) return;
-  if (sa_state == SA_READY && check_all() != 0) {  /* a damaged heap cannot go on */
-    sa_snapshot_stop();
-    abort();
-  }
+  if (sa_state == SA_READY && check_all() != 0) sa_abort();  /* a damaged heap cannot go on */
 }
 
 SA_API int simalloc_check(void) {
