@@ -602,6 +602,22 @@ void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {
   if (b) free_locked(h, b, p, call);
 }
 
+void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, const char *call) {
+  uintptr_t a = (uintptr_t)lo;
+  for (unsigned i = 0; i < k; i++) {
+    uintptr_t p = a + i * size;
+    if (why_not_used(h, p) || head_size(head(p - SA_PAYLOAD)) != size) {
+      for (unsigned j = 0; j < k; j++) sa_heap_free_locked(h, (void *)(a + j * size), call);
+      return;  /* one by one, so that the damaged one is reported as such */
+    }
+  }
+  /* All sound: they become one used block, freed as such. */
+  uintptr_t b = a - SA_PAYLOAD;
+  set_head(h, b, k * size, head(b) & (SA_USED | SA_PREV_USED));
+  h->st.used_blocks -= k - 1;
+  free_locked(h, b, lo, call);
+}
+
 void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t bytes) {
   void *top = __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED);
   do {

@@ -99,6 +99,10 @@ void sa_heap_unlock(sa_heap *h);
  * Only out[n-1] may be larger than size (by less than SA_MIN_BLOCK). */
 int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max);
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
+/* Frees k used blocks of size bytes that lie side by side, the lowest at
+ * payload lo, as sa_heap_free_locked would one by one, but with one merge
+ * and one index update. */
+void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, const char *call);
 
 /* The remote lists: lock-free stacks of blocks that threads freed into a
  * heap they do not hold, chained through their first payload word and

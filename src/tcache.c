@@ -109,10 +109,25 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
     tc->bytes -= c << 4;
     sa_heap *h = sa_heap_of(p);
     if (h == own) {
+      /* Blocks freed in address order follow each other down or up the
+       * list: the run of them side by side is freed as one. */
+      size_t size = c << 4;
+      uintptr_t lo = (uintptr_t)p, hi = lo + size;
+      unsigned k = 1;
+      *blk_tag_ptr(p) = 0;
+      for (void *q; n > 0 && (q = tc->bin[c]) && ((uintptr_t)q + size == lo || (uintptr_t)q == hi);
+           n--, k++) {
+        tc->bin[c] = *(void **)q;
+        tc->count[c]--;
+        tc->bytes -= size;
+        *blk_tag_ptr(q) = 0;
+        if ((uintptr_t)q == hi) hi += size;
+        else lo = (uintptr_t)q;
+      }
       if (!locked) sa_heap_lock(own);
       locked = 1;
-      *blk_tag_ptr(p) = 0;
-      sa_heap_free_locked(own, p, "free");
+      if (k == 1) sa_heap_free_locked(own, p, "free");
+      else sa_heap_free_run_locked(own, (void *)lo, k, size, "free");
     } else {  /* stays tagged on the other heap's remote list */
       int i = (int)(h - sa_arena_g.heaps);
       *(void **)p = away[i].first;

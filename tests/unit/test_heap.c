@@ -598,3 +598,31 @@ Test(heap, a_run_of_blocks_is_what_repeated_first_fits_give) {
   cr_assert_eq(heap.st.used_blocks, 1 + 1 + 5 + 3, "g1, the guard, the run from the hole, the run from the top");
   assert_sound();
 }
+
+Test(heap, a_run_freed_at_once_ends_as_one_by_one_frees_would) {
+  char *left = alloc(40);
+  void *blk[5];
+  for (int i = 0; i < 5; i++) blk[i] = alloc(72);  /* 80-byte blocks side by side */
+  void *guard = alloc(16);
+  (void)guard;
+  release(left);
+  size_t used = heap.st.used_bytes, blocks = heap.st.used_blocks, holes = heap.st.free_blocks;
+  sa_heap_lock(&heap);
+  sa_heap_free_run_locked(&heap, blk[0], 5, 80, "free");
+  sa_heap_unlock(&heap);
+  assert_sound();
+  cr_assert_eq(heap.st.used_bytes, used - 5 * 80);
+  cr_assert_eq(heap.st.used_blocks, blocks - 5);
+  cr_assert_eq(heap.st.free_blocks, holes, "the run joined the free block on its left");
+  void *all = alloc(5 * 80 + 48 - 8);
+  cr_assert_eq(all, left, "one hole from the left block to the guard");
+}
+
+Test(heap, a_damaged_block_in_a_run_is_reported, .signal = SIGABRT) {
+  void *blk[4];
+  for (int i = 0; i < 4; i++) blk[i] = alloc(72);
+  alloc(16);
+  ((uint64_t *)blk[2])[-1] ^= 1u << 20;  /* the third block's header */
+  sa_heap_lock(&heap);
+  sa_heap_free_run_locked(&heap, blk[0], 4, 80, "free");
+}
