@@ -44,12 +44,14 @@ void sa_tc_init_process(uint64_t key);
  * child glibc resets it itself. */
 extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
-static char fork_took[SA_MAX_HEAPS];
+static char fork_took[SA_MAX_HEAPS], fork_took_growth;
+static sa_lock growth_lock;  /* setting up one more heap */
 
 static void before_fork(void) {
   _IO_list_lock();
   sa_sites_fork_prepare();
   sa_tc_registry_lock();
+  fork_took_growth = (char)sa_lock_for_fork(&growth_lock);
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     fork_took[i] = (char)sa_lock_for_fork(&sa_arena_g.heaps[i].lock);
 }
@@ -57,6 +59,7 @@ static void before_fork(void) {
 static void after_fork_parent(void) {
   for (int i = sa_arena_g.nheaps - 1; i >= 0; i--)
     if (fork_took[i]) sa_lock_release(&sa_arena_g.heaps[i].lock);
+  if (fork_took_growth) sa_lock_release(&growth_lock);
   sa_tc_registry_unlock();
   sa_sites_fork_parent();
   _IO_list_unlock();
@@ -65,11 +68,38 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
   for (int i = 0; i < sa_arena_g.nheaps; i++)
     if (fork_took[i]) sa_lock_reset(&sa_arena_g.heaps[i].lock);
+  if (fork_took_growth) sa_lock_reset(&growth_lock);
   sa_tc_after_fork_child();
   sa_sites_after_fork_child();
   sa_snapshot_after_fork_child();
 }
 
+
+/* Sets up heap i, the next one (i == nheaps). */
+static int set_up_heap(int i) {
+  sa_arena *a = &sa_arena_g;
+  sa_heap *h = &a->heaps[i];
+  if (sa_heap_init_keyed(h, (char *)a->base + ((size_t)i << a->shift), (size_t)1 << a->shift, 1,
+                         a->key))
+    return -1;
+  h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
+  h->retain = sa_option(SA_OPT_RETAIN);
+  h->decay = sa_option(SA_OPT_DECAY);
+  __atomic_store_n(&a->nheaps, i + 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+__attribute__((cold, noinline)) static void grow(int i) {
+  sa_lock_acquire(&growth_lock);
+  while (sa_arena_g.nheaps <= i && set_up_heap(sa_arena_g.nheaps) == 0) {
+  }
+  sa_lock_release(&growth_lock);
+}
+
+sa_heap *sa_process_heap(int i) {
+  if (i >= sa_process_heaps()) grow(i);
+  return &sa_arena_g.heaps[i < sa_process_heaps() ? i : 0];
+}
 
 static int reserve(void) {
   sa_arena *a = &sa_arena_g;
@@ -87,18 +117,10 @@ static int reserve(void) {
   a->base = (uintptr_t)mem;
   a->size = size;
   a->shift = shift;
-  a->nheaps = n;
+  a->slices = n;
   a->span = (size_t)n << shift;
   a->key = sa_os_random64();
-  for (int i = 0; i < n; i++) {
-    sa_heap *h = &a->heaps[i];
-    if (sa_heap_init_keyed(h, (char *)mem + ((size_t)i << shift), (size_t)1 << shift, 1, a->key))
-      return -1;
-    h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
-    h->retain = sa_option(SA_OPT_RETAIN);
-    h->decay = sa_option(SA_OPT_DECAY);
-  }
-  return 0;
+  return set_up_heap(0);
 }
 
 __attribute__((cold, noinline)) int sa_process_start(void) {
@@ -132,14 +154,14 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
 
 sa_heap *sa_process_pick_heap(void) {
   unsigned i = __atomic_fetch_add(&next_heap, 1, __ATOMIC_RELAXED);
-  return &sa_arena_g.heaps[i % (unsigned)sa_arena_g.nheaps];
+  return sa_process_heap((int)(i % (unsigned)sa_arena_g.slices));
 }
 
 static void fill_stats(struct simalloc_stats *s) {
   sa_arena *a = &sa_arena_g;
   *s = (struct simalloc_stats){0};
   s->arena_size = a->size;
-  for (int i = 0; i < a->nheaps; i++) {
+  for (int i = 0, n = sa_process_heaps(); i < n; i++) {
     sa_heap *h = &a->heaps[i];
     sa_lock_acquire(&h->lock);
     s->arena_touched += h->reached - h->start;
@@ -174,8 +196,9 @@ static void print_stats(void) {
   sa_fmt_str(&f, " of ");
   sa_fmt_size(&f, s.arena_size);
   sa_fmt_str(&f, " in ");
-  sa_fmt_u64(&f, (uint64_t)sa_arena_g.nheaps);
-  sa_fmt_str(&f, sa_arena_g.nheaps == 1 ? " heap" : " heaps");
+  int heaps = sa_process_heaps();
+  sa_fmt_u64(&f, (uint64_t)heaps);
+  sa_fmt_str(&f, heaps == 1 ? " heap" : " heaps");
   static const char *const names[SA_CALL_COUNT] = {
       "malloc", "free", "calloc", "realloc", "aligned", "usable_size",
       "cache refills", "cache flushes", "remote frees"};
@@ -212,7 +235,7 @@ SA_API int simalloc_get_stats(struct simalloc_stats *out) {
 
 /* Verifies every heap; on the first failure writes one line and returns -1. */
 static int check_all(void) {
-  for (int i = 0; i < sa_arena_g.nheaps; i++) {
+  for (int i = 0, n = sa_process_heaps(); i < n; i++) {
     sa_heap_report r = sa_heap_check(&sa_arena_g.heaps[i]);
     if (r.ok) continue;
     char buf[256];

@@ -3,7 +3,9 @@
  * One arena is reserved at start-up and cut into SIMALLOC_HEAPS equal,
  * power-of-two slices, each a first-fit heap with its own lock.  Threads
  * are spread over the heaps; the heap that owns a pointer is found from its
- * address alone.  Everything comes up lazily on the first call of any
+ * address alone.  A heap is set up when a thread is first given it (or a
+ * full heap sends an allocation on to it): a process that never runs more
+ * than one thread touches the pages of one heap only.  Everything comes up lazily on the first call of any
  * entry point (which may come before our constructor runs), once,
  * whatever the number of threads racing into it.
  */
@@ -22,9 +24,10 @@ enum { SA_DOWN = 0, SA_STARTING = 1, SA_READY = 2, SA_FAILED = 3 };
 typedef struct sa_arena {
   uintptr_t base;
   size_t size;         /* reserved bytes */
-  size_t span;         /* bytes covered by heaps: nheaps << shift */
+  size_t span;         /* bytes covered by heaps: slices << shift */
   unsigned shift;      /* log2 of a heap's slice */
-  int nheaps;
+  int slices;          /* heaps there may be */
+  int nheaps;          /* heaps set up so far: heaps[0 .. nheaps) */
   uint64_t key;        /* the header key shared by all heaps */
   sa_heap heaps[SA_MAX_HEAPS];
 } sa_arena;
@@ -51,6 +54,14 @@ static inline sa_heap *sa_heap_of(const void *p) {
 
 /* A heap for a new thread, round robin. */
 sa_heap *sa_process_pick_heap(void);
+
+/* The heaps set up so far (heaps[0 .. n)); their number only grows. */
+static inline int sa_process_heaps(void) {
+  return __atomic_load_n(&sa_arena_g.nheaps, __ATOMIC_ACQUIRE);
+}
+
+/* Heap i (< slices), set up first if it is not yet. */
+sa_heap *sa_process_heap(int i);
 
 /* Call counts for SIMALLOC_STATS, kept only when it is on. */
 typedef enum sa_call {

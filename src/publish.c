@@ -53,10 +53,11 @@ static void add_history(simalloc_snap_header *seg) {
 static void publish(simalloc_snap_header *seg) {
   sa_arena *a = &sa_arena_g;
   sa_heap *heaps[SA_MAX_HEAPS];
-  for (int i = 0; i < a->nheaps; i++) heaps[i] = &a->heaps[i];
+  int n = sa_process_heaps();
+  for (int i = 0; i < n; i++) heaps[i] = &a->heaps[i];
   __atomic_store_n(&seg->seq, seg->seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
-  sa_snap_fill_process(seg, heaps, a->nheaps, a->base, a->size);
+  sa_snap_fill_process(seg, heaps, n, a->base, a->size);
   sa_sites_snap(seg);
   seg->rss_bytes = sa_os_rss();
   seg->publish_time_ns = sa_os_now_ns();

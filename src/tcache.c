@@ -137,7 +137,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
     }
   }
   if (locked) sa_heap_unlock(own);
-  for (int i = 0; i < sa_arena_g.nheaps; i++)
+  for (int i = 0, heaps = sa_process_heaps(); i < heaps; i++)
     if (away[i].first) {
       sa_count(SA_CALL_REMOTE);
       sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].last, away[i].n * (c << 4));
@@ -223,8 +223,10 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
 static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
   for (int round = 0; round < 2; round++) {
     void *p = alloc_from(own, n, align, zero);
-    for (int i = 0; !p && i < sa_arena_g.nheaps; i++)
-      if (&sa_arena_g.heaps[i] != own) p = alloc_from(&sa_arena_g.heaps[i], n, align, zero);
+    /* A heap not set up yet is set up for a request that can fit it. */
+    int heaps = n < ((size_t)1 << sa_arena_g.shift) ? sa_arena_g.slices : sa_process_heaps();
+    for (int i = 0; !p && i < heaps; i++)
+      if (&sa_arena_g.heaps[i] != own) p = alloc_from(sa_process_heap(i), n, align, zero);
     if (p || round || sa_tc.bytes == 0) return p;
     sa_tc_flush_all(&sa_tc);
     account(&sa_tc);

@@ -71,3 +71,28 @@ Test(stats, a_busy_cache_list_grows_to_its_bursts) {
   cr_expect_leq(grown, 5, "a list that can hold a burst still flushed %lld times", grown);
   cr_expect_geq(capped, 100, "a list shorter than a burst flushed only %lld times", capped);
 }
+
+/* N from "in N heap(s)" in the summary line, or -1. */
+static long heaps_in(const char *text) {
+  for (const char *p = strstr(text, " heap"); p; p = strstr(p + 1, " heap")) {
+    const char *q = p;
+    while (q > text && isdigit((unsigned char)q[-1])) q--;
+    if (q < p && q - 4 >= text && strncmp(q - 4, " in ", 4) == 0) return strtol(q, NULL, 10);
+  }
+  return -1;
+}
+
+/* A heap is set up when a thread first gets it: one thread, one heap. */
+Test(stats, heaps_are_set_up_as_threads_come) {
+  const char *env[] = {"SIMALLOC_STATS=1", "SIMALLOC_HEAPS=4", NULL};
+  const char *one[] = {"api", "stats", NULL};
+  it_result r = it_helper(one, env, IT_PRELOAD);
+  it_assert_ok(&r, "api stats");
+  cr_expect_eq(heaps_in(r.err), 1, "one thread:\n%s", r.err);
+  it_result_free(&r);
+  const char *three[] = {"churn", "2", "2000", "64", NULL};  /* main and two workers */
+  r = it_helper(three, env, IT_PRELOAD);
+  it_assert_ok(&r, "churn");
+  cr_expect_eq(heaps_in(r.err), 3, "three threads:\n%s", r.err);
+  it_result_free(&r);
+}
