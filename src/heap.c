@@ -63,8 +63,14 @@ typedef struct dirt {
 
 static inline dirt *dirt_of(uintptr_t b) { return (dirt *)(b + SA_PAYLOAD + sizeof(sa_node)); }
 
+/* The smallest block that has room for the record (a smaller release
+ * threshold does not make smaller blocks keep one). */
+#define DIRT_MIN_BLOCK (SA_PAYLOAD + sizeof(sa_node) + sizeof(dirt))
+
 static inline int tracked(const sa_heap *h, uint64_t hd) {
-  return h->release_pages && !(hd & SA_CLEAN) && head_size(hd) >= h->release_threshold;
+  size_t size = head_size(hd);
+  return h->release_pages && !(hd & SA_CLEAN) && size >= h->release_threshold &&
+         size >= DIRT_MIN_BLOCK;
 }
 
 /* What free block b (head hd) counts in h->dirty. */

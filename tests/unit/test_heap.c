@@ -550,6 +550,23 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
   munmap(mem, size);
 }
 
+Test(heap, a_tiny_release_threshold_keeps_the_page_records_inside_their_blocks) {
+  size_t size = 1 << 20;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
+  h.release_threshold = 16;  /* smaller than any block */
+  void *p[8];
+  for (int i = 0; i < 8; i++) p[i] = sa_heap_alloc(&h, 16 + (size_t)i * 16);
+  for (int i = 0; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
+  sa_heap_report r = sa_heap_check(&h);
+  cr_assert(r.ok, "%s at %#lx", r.what, (unsigned long)r.where);
+  for (int i = 1; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
+  cr_assert(sa_heap_check(&h).ok);
+  munmap(mem, size);
+}
+
 Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
   void *a = alloc(1000), *guard = alloc(16), *b = alloc(3000);
   alloc(16);
