@@ -15,13 +15,16 @@
  * sa_os_release); calloc skips zeroing them.  `dirty` counts the bytes of
  * free blocks of at least release_threshold that are not CLEAN (for the top,
  * only up to where the heap ever reached); each such block carries, after
- * its index node, the second at which it last became dirty.  Past `retain`
- * dirty bytes, the blocks that have stayed dirty for `decay` seconds or more
- * give their pages back and become CLEAN (checked at most once a second, at
- * a free); past `retain` plus sixteen times the used bytes, the highest
- * blocks do at once (maybe_purge).  So a program that frees and
- * reallocates large blocks reuses warm pages, and memory it stops using
- * goes back to the kernel.
+ * its index node, the second at which it last became dirty and its rank
+ * among the blocks made dirty.  Past `retain` dirty bytes, the blocks that
+ * have stayed dirty for `decay` seconds or more give their pages back and
+ * become CLEAN (checked at most once a second, at a free); past `retain`
+ * plus sixteen times the used bytes, the highest blocks do at once
+ * (maybe_purge).  So a program that frees and reallocates large blocks
+ * reuses warm pages, and memory it stops using goes back to the kernel.
+ * When realloc gives memory back, the used and dirty bytes together are
+ * also held within `retain` plus one and a half times the most the heap
+ * ever had in use, the blocks dirty longest going first (realloc_trim).
  */
 #include "heap.h"
 
@@ -55,16 +58,24 @@ static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
 static inline uintptr_t page_ceil(uintptr_t a) { return (a + 4095) & ~(uintptr_t)4095; }
 
 /* A large free block that is not CLEAN keeps a record after its index node:
- * since when it is dirty, and how many of its bytes may be resident. */
+ * since when it is dirty (the second, and the heap's count of blocks made
+ * dirty, which orders them), and how many of its bytes may be resident. */
 typedef struct dirt {
   uint64_t since;
   uint64_t bytes;
+  uint64_t order;
 } dirt;
 
 static inline dirt *dirt_of(uintptr_t b) { return (dirt *)(b + SA_PAYLOAD + sizeof(sa_node)); }
 
+/* The smallest block that has room for the record (a smaller release
+ * threshold does not make smaller blocks keep one). */
+#define DIRT_MIN_BLOCK (SA_PAYLOAD + sizeof(sa_node) + sizeof(dirt))
+
 static inline int tracked(const sa_heap *h, uint64_t hd) {
-  return h->release_pages && !(hd & SA_CLEAN) && head_size(hd) >= h->release_threshold;
+  size_t size = head_size(hd);
+  return h->release_pages && !(hd & SA_CLEAN) && size >= h->release_threshold &&
+         size >= DIRT_MIN_BLOCK;
 }
 
 /* What free block b (head hd) counts in h->dirty. */
@@ -78,12 +89,21 @@ static inline size_t resident(const sa_heap *h, uintptr_t b, uint64_t hd) {
   return tracked(h, hd) ? dirt_of(b)->bytes : head_size(hd);
 }
 
-/* Starts the record of free block b, if it keeps one. */
-static inline void set_dirt(sa_heap *h, uintptr_t b, size_t bytes, uint64_t since) {
+/* When free block f (head fh) became dirty, for the parts it is cut into. */
+static inline dirt dirt_when(const sa_heap *h, uintptr_t f, uint64_t fh) {
+  dirt when = {0, 0, 0};
+  if (tracked(h, fh)) when = *dirt_of(f);
+  return when;
+}
+
+/* Starts the record of free block b, if it keeps one: bytes that may be
+ * resident, dirty since `when`. */
+static inline void set_dirt(sa_heap *h, uintptr_t b, size_t bytes, dirt when) {
   if (!tracked(h, head(b))) return;
   size_t size = head_size(head(b));
   dirt *d = dirt_of(b);
-  d->since = since;
+  d->since = when.since;
+  d->order = when.order;
   d->bytes = bytes < size ? bytes : size;
   h->dirty += d->bytes;
 }
@@ -206,7 +226,7 @@ static inline void index_del(sa_heap *h, uintptr_t b) {
 static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
   size_t fsize = head_size(fh), rest = fsize - keep;
   size_t res = resident(h, f, fh);
-  uint64_t since = tracked(h, fh) ? dirt_of(f)->since : 0;
+  dirt when = dirt_when(h, f, fh);  /* r's head may overlap f's record */
   h->dirty -= dirty_part(h, f, fh);
   if (rest >= SA_MIN_BLOCK) {
     uintptr_t r = f + keep;
@@ -220,7 +240,7 @@ static size_t claim(sa_heap *h, uintptr_t f, size_t keep, uint64_t fh) {
       sa_tree_replace(&h->tree, f, r);
     }
     if (r + SA_MIN_BLOCK > h->touched) reach(h, r + SA_MIN_BLOCK);
-    set_dirt(h, r, res > keep ? res - keep : 0, since);
+    set_dirt(h, r, res > keep ? res - keep : 0, when);
     return keep;
   }
   index_del(h, f);
@@ -319,6 +339,58 @@ static void maybe_purge(sa_heap *h) {
   purge_locked(h, now - h->decay);
 }
 
+/* How long ago, in blocks made dirty since, dirty block b became dirty:
+ * 0 for the newest, then one class per power of two. */
+#define AGE_CLASSES 65
+static inline unsigned age_class(const sa_heap *h, uintptr_t b) {
+  uint64_t age = h->dirt_clock - dirt_of(b)->order;
+  return age ? 64 - (unsigned)__builtin_clzll(age) : 0;
+}
+
+/* The dirty blocks of the heap, the top first, then the others of the
+ * index from the highest address down.  b = 0 starts, 0 ends. */
+static uintptr_t dirty_before(const sa_heap *h, uintptr_t b) {
+  size_t min = h->release_threshold;
+  if (!b && h->top && tracked(h, head(h->top))) return h->top;
+  if (b == h->top) b = 0;
+  do {
+    b = sa_tree_prev_at_least(&h->tree, b, min);
+  } while (b && !tracked(h, head(b)));
+  return b;
+}
+
+/* Purges the blocks that have been dirty longest until no more than goal
+ * bytes are dirty: every block of the older age classes, then blocks of
+ * the last class needed, highest first (first fit reuses the lowest). */
+static void purge_oldest(sa_heap *h, size_t goal) {
+  size_t bytes[AGE_CLASSES] = {0}, covered = 0, excess = h->dirty - goal;
+  for (uintptr_t b = dirty_before(h, 0); b; b = dirty_before(h, b))
+    bytes[age_class(h, b)] += dirt_of(b)->bytes;
+  unsigned last = AGE_CLASSES - 1;
+  while (last > 0 && covered + bytes[last] < excess) covered += bytes[last--];
+  for (uintptr_t b = dirty_before(h, 0), next; b; b = next) {
+    next = dirty_before(h, b);  /* b is no longer dirty once purged */
+    if (age_class(h, b) > last) purge_block(h, b);
+  }
+  for (uintptr_t b = dirty_before(h, 0), next; b && h->dirty > goal; b = next) {
+    next = dirty_before(h, b);
+    if (age_class(h, b) == last) purge_block(h, b);
+  }
+}
+
+/* After realloc gave memory back (the block it moved away from, or the
+ * tail it cut off): the used and dirty bytes together may exceed the
+ * heap's peak use by retain and a REALLOC_SLACK of that peak; past that,
+ * the blocks dirty longest give their pages back.  Growing and shrinking
+ * buffers leave dirty holes behind them at every move; this keeps their
+ * resident memory near what the program ever had in use at once. */
+#define REALLOC_SLACK(peak) ((peak) / 2)
+static void realloc_trim(sa_heap *h) {
+  if (!h->release_pages) return;
+  size_t peak = h->st.peak_used, cap = h->retain + peak + REALLOC_SLACK(peak);
+  if (h->st.used_bytes + h->dirty > cap) purge_oldest(h, cap - h->st.used_bytes);
+}
+
 /* Frees used block b and merges it with its free neighbours.  If a
  * neighbour is damaged, reports it and (warn mode) leaves b as it was. */
 static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call) {
@@ -373,7 +445,8 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
   }
   set_prev_used(h, m + total, 0);
   if (tracked(h, head(m))) {
-    set_dirt(h, m, res, sa_os_mono_coarse_s());
+    dirt now = {sa_os_mono_coarse_s(), 0, ++h->dirt_clock};
+    set_dirt(h, m, res, now);
     maybe_purge(h);
   }
 }
@@ -390,6 +463,7 @@ static int resize_locked(sa_heap *h, uintptr_t b, size_t need, const void *p) {
     set_head(h, t, size - need, SA_USED | SA_PREV_USED);
     h->st.used_blocks++;
     free_locked(h, t, p, "realloc");
+    realloc_trim(h);
     return 1;
   }
   uintptr_t r = b + size;
@@ -467,7 +541,7 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
     size_t gap = b - f, fsize = head_size(fh);
     index_del(h, f);
     size_t res = resident(h, f, fh);
-    uint64_t since = tracked(h, fh) ? dirt_of(f)->since : 0;
+    dirt when = dirt_when(h, f, fh);
     h->dirty -= dirty_part(h, f, fh);
     set_head(h, f, gap, fh & (SA_PREV_USED | SA_CLEAN));
     set_foot(f, gap);
@@ -475,8 +549,8 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
     set_head(h, b, fsize - gap, fh & SA_CLEAN);
     set_foot(b, fsize - gap);
     index_add(h, b, fsize - gap);
-    set_dirt(h, f, res < gap ? res : gap, since);
-    set_dirt(h, b, res > gap ? res - gap : 0, since);
+    set_dirt(h, f, res < gap ? res : gap, when);
+    set_dirt(h, b, res > gap ? res - gap : 0, when);
     h->st.free_blocks++;
     f = b;
     fh = head(b);
@@ -492,6 +566,16 @@ void sa_heap_free(sa_heap *h, void *p, const char *call) {
   sa_lock_acquire(&h->lock);
   uintptr_t b = checked_used(h, p, call);
   if (b) free_locked(h, b, p, call);
+  sa_lock_release(&h->lock);
+}
+
+void sa_heap_free_moved(sa_heap *h, void *p) {
+  sa_lock_acquire(&h->lock);
+  uintptr_t b = checked_used(h, p, "realloc");
+  if (b) {
+    free_locked(h, b, p, "realloc");
+    realloc_trim(h);
+  }
   sa_lock_release(&h->lock);
 }
 
@@ -519,7 +603,7 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n) {
   void *q = sa_heap_alloc(h, n);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
-  sa_heap_free(h, p, "realloc");
+  sa_heap_free_moved(h, p);
   return q;
 }
 

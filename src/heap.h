@@ -44,6 +44,7 @@ typedef struct sa_heap {
   size_t retain;       /* ... once more than this many of their bytes are dirty */
   size_t dirty;        /* bytes in such blocks not given back (heap.c) */
   uint64_t purged_at;  /* second of the last purge by age */
+  uint64_t dirt_clock; /* blocks made dirty so far: orders them by age */
   uint64_t decay;      /* seconds a dirty block may stay unused */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
@@ -132,8 +133,13 @@ static inline size_t sa_remote_list(size_t block_size) {
   return c < SA_REMOTE_LISTS - 1 ? c : SA_REMOTE_LISTS - 1;
 }
 
+/* Frees the block at p, whose contents realloc has moved elsewhere, and
+ * keeps the heap's resident memory in bounds (heap.c, realloc_trim). */
+void sa_heap_free_moved(sa_heap *h, void *p);
+
 /* Resizes the block at p in place if possible: 1 if done, 0 if not
- * possible, -1 if p is not a live block (reported, see sa_bad_ptr). */
+ * possible, -1 if p is not a live block (reported, see sa_bad_ptr).
+ * Shrinking keeps the resident memory in bounds like sa_heap_free_moved. */
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n);
 
 /* Walks every block in address order under the lock; stops early when fn

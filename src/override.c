@@ -124,7 +124,7 @@ SA_API void *realloc(void *p, size_t n) {
   void *q = sa_tc_malloc(n);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
-  sa_tc_free(p);
+  sa_tc_free_moved(p);
   return q;
 }
 

@@ -369,6 +369,22 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
   errno = saved;
 }
 
+void sa_tc_free_moved(void *p) {
+  uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
+  uint64_t hd = blk_head(b);
+  size_t size = head_size(hd);
+  sa_heap *h = sa_heap_of(p);
+  if (sa_tc_class(size) < SA_TC_CLASSES || h != sa_tc.heap) {
+    sa_tc_free(p);
+    return;
+  }
+  int saved = errno;
+  if ((hd & SA_TRACKED) && sa_blk_live(p, hd) && next_sound(b + size))
+    sa_site_released(p, size);  /* clears TRACKED */
+  sa_heap_free_moved(h, p);     /* also reports what is wrong if not sound */
+  errno = saved;
+}
+
 static int fork_took_registry;
 void sa_tc_registry_lock(void) { fork_took_registry = sa_lock_for_fork(&registry_lock); }
 void sa_tc_registry_unlock(void) {

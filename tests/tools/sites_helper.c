@@ -1,6 +1,8 @@
-/* sites_helper - allocates from two functions of known sizes, says "ready",
- * and keeps the blocks until its stdin closes; then exits without freeing
- * them (for SIMALLOC_LEAKS).  Run under libsimalloc by the sites tests. */
+/* sites_helper - allocates from two functions of known sizes, and grows
+ * blocks of a third with realloc in a fourth, which moves them; says
+ * "ready", and keeps the blocks until its stdin closes; then exits without
+ * freeing them (for SIMALLOC_LEAKS).  Run under libsimalloc by the sites
+ * tests. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,11 +13,19 @@
 #define SMALL_COUNT 30
 #define SMALL_SIZE 992     /* a 1008-byte block */
 
+/* Blocks of 8 KiB grown to 16 KiB: the next block is in use, so they move. */
+#define MOVED_COUNT 3
+#define MOVED_FROM 8176    /* an 8192-byte block */
+#define MOVED_TO 16368     /* a 16384-byte block */
+
 static void *keep[BIG_COUNT + SMALL_COUNT];
+static void *moved[MOVED_COUNT + 1];
 
 /* Exported, so that their names are in the symbol table as they are. */
 void hold_big(void **out);
 void hold_small(void **out);
+void start_moved(void **out);
+void grow_moved(void **out);
 
 __attribute__((noinline)) void hold_big(void **out) {
   for (int i = 0; i < BIG_COUNT; i++)
@@ -27,9 +37,22 @@ __attribute__((noinline)) void hold_small(void **out) {
     out[i] = malloc(SMALL_SIZE);
 }
 
+/* One more than it grows: the last keeps the others from growing in place. */
+__attribute__((noinline)) void start_moved(void **out) {
+  for (int i = 0; i <= MOVED_COUNT; i++)
+    out[i] = malloc(MOVED_FROM);
+}
+
+__attribute__((noinline)) void grow_moved(void **out) {
+  for (int i = 0; i < MOVED_COUNT; i++)
+    out[i] = realloc(out[i], MOVED_TO);
+}
+
 int main(void) {
   hold_small(keep + BIG_COUNT);
   hold_big(keep);
+  start_moved(moved);
+  grow_moved(moved);
   /* Churn that is freed again: its sites hold nothing at the end. */
   for (int i = 0; i < 1000; i++)
     free(malloc((size_t)(i % 300) + 1));
@@ -37,5 +60,5 @@ int main(void) {
   fflush(stdout);
   while (getchar() != EOF) {
   }
-  return keep[0] && keep[BIG_COUNT] ? 0 : 1;
+  return keep[0] && keep[BIG_COUNT] && moved[0] ? 0 : 1;
 }

@@ -1,7 +1,9 @@
 /* test_sites.c - allocation sites end to end: a helper allocates from two
  * functions of known sizes under libsimalloc with SIMALLOC_SITES=all; the
  * dump must name both functions, with their exact live bytes, the larger
- * first; SIMALLOC_LEAKS must report the same at exit. */
+ * first; SIMALLOC_LEAKS must report the same at exit.  Blocks that realloc
+ * moved belong to the realloc's site, and their first site holds them no
+ * more. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -16,6 +18,8 @@
 #define BIG_BLOCKS 20
 #define SMALL_BYTES (30 * 1008)
 #define SMALL_BLOCKS 30
+#define MOVED_BLOCKS 3     /* 8192-byte blocks grown to 16384 bytes */
+#define MOVED_BYTES (MOVED_BLOCKS * 16384)
 
 static void start_helper(sp_child *c) {
   const char *argv[] = {sp_env("SIMALLOC_SITES_HELPER"), NULL};
@@ -88,6 +92,22 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
   cr_assert(f1 && f2 && f1 < f2, "stack:\n%s", r.out);
   sp_free(&r);
 
+  sp_send(&c, "bye\n");
+  cr_assert_eq(sp_wait(&c), 0);
+}
+
+Test(sites, a_block_realloc_moves_belongs_to_the_realloc) {
+  sp_child c;
+  char pid[32];
+  start_helper(&c);
+  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+  sp_result r = dump("--json", pid, NULL);
+  site_row grown = find_site(r.out, "grow_moved"), start = find_site(r.out, "start_moved");
+  cr_assert_eq(grown.live_bytes, MOVED_BYTES);
+  cr_assert_eq(grown.live_blocks, MOVED_BLOCKS);
+  cr_assert_eq(start.live_bytes, 8192, "only the block that was not moved");
+  cr_assert_eq(start.live_blocks, 1);
+  sp_free(&r);
   sp_send(&c, "bye\n");
   cr_assert_eq(sp_wait(&c), 0);
 }

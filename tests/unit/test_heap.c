@@ -550,6 +550,140 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
   munmap(mem, size);
 }
 
+/* A heap over fresh pages that gives large free blocks' pages back. */
+static sa_heap *paged_heap(sa_heap *h, size_t size) {
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  cr_assert_eq(sa_heap_init(h, mem, size, 1), 0);
+  h->release_threshold = 64 * 1024;
+  h->retain = 0;
+  return h;
+}
+
+/* The most used and dirty bytes realloc leaves a heap with (heap.c). */
+static size_t realloc_bound(const sa_heap *h) {
+  return h->retain + h->st.peak_used + h->st.peak_used / 2;
+}
+
+static int page_resident(const void *p) {
+  unsigned char v = 0;
+  cr_assert_eq(mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v), 0);
+  return v & 1;
+}
+
+static void assert_heap_sound(sa_heap *h) {
+  sa_heap_report r = sa_heap_check(h);
+  cr_assert(r.ok, "heap check failed: %s at %#lx", r.what, (unsigned long)r.where);
+}
+
+/* A block of n bytes filled and cut down to 16 bytes by realloc, or freed.
+ * The guard after it comes first: later guards go to the lowest hole. */
+static unsigned char *fill_and_drop(sa_heap *h, size_t n, int by_realloc) {
+  unsigned char *x = sa_heap_alloc(h, n);
+  cr_assert_not_null(x);
+  cr_assert_not_null(sa_heap_alloc(h, 16));
+  memset(x, 0x77, n);
+  if (by_realloc)
+    cr_assert_eq(sa_heap_realloc(h, x, 16), x, "shrinks in place");
+  else
+    sa_heap_free(h, x, "free");
+  assert_heap_sound(h);
+  return x;
+}
+
+/* 1 MiB, then 1.25 MiB, which does not fit in the first one's hole: the
+ * heap touches more memory than it ever had in use at once. */
+Test(heap, realloc_gives_back_the_hole_dirty_longest_once_past_its_peak_use) {
+  sa_heap h;
+  paged_heap(&h, 32 << 20);
+  cr_assert_not_null(sa_heap_alloc(&h, 512 << 10));  /* in use throughout */
+  unsigned char *x1 = fill_and_drop(&h, 1 << 20, 1);
+  cr_assert_eq(x1[512 << 10], 0x77, "within the bound, the tail keeps its pages");
+  cr_assert(page_resident(x1 + (512 << 10)));
+  unsigned char *x2 = fill_and_drop(&h, 5 << 18, 1);
+  cr_assert_leq(h.st.used_bytes + h.dirty, realloc_bound(&h));
+  cr_assert_not(page_resident(x1 + (512 << 10)), "the older hole went back to the kernel");
+  cr_assert_eq(x1[512 << 10], 0);
+  cr_assert_eq(x2[640 << 10], 0x77, "the newer one, now part of the top, kept its pages");
+  cr_assert(page_resident(x2 + (640 << 10)));
+  cr_assert_eq(h.dirty, blk_size_for(5 << 18) - SA_MIN_BLOCK, "only the newer hole is dirty");
+  munmap((void *)h.start, 32 << 20);
+}
+
+Test(heap, free_keeps_the_pages_realloc_would_give_back) {
+  sa_heap h;
+  paged_heap(&h, 32 << 20);
+  cr_assert_not_null(sa_heap_alloc(&h, 512 << 10));
+  unsigned char *x1 = fill_and_drop(&h, 1 << 20, 0);
+  unsigned char *x2 = fill_and_drop(&h, 5 << 18, 0);
+  cr_assert_gt(h.st.used_bytes + h.dirty, realloc_bound(&h));
+  cr_assert_eq(x1[512 << 10], 0x77, "free leaves warm pages to the purge policy");
+  cr_assert_eq(x2[640 << 10], 0x77);
+  munmap((void *)h.start, 32 << 20);
+}
+
+/* Buffers growing by half and shrinking by a third, as bench/ realloc does:
+ * moves leave holes behind, and whenever realloc gives memory back the
+ * heap's used and dirty bytes are within the bound again. */
+Test(heap, realloc_keeps_used_and_dirty_bytes_within_its_bound) {
+  enum { BUFS = 64, MAX = 256 << 10 };
+  struct { unsigned char *p; size_t n; int up; } b[BUFS];
+  sa_heap h;
+  paged_heap(&h, 64 << 20);
+  for (int i = 0; i < BUFS; i++) {
+    b[i].n = 16 + (size_t)i * 64;
+    b[i].p = sa_heap_alloc(&h, b[i].n);
+    cr_assert_not_null(b[i].p);
+    memset(b[i].p, i, b[i].n);
+    b[i].up = 1;
+  }
+  size_t gave_back = 0;
+  for (int op = 0; op < 20000; op++) {
+    int i = (int)(next() % BUFS);
+    size_t n = b[i].up ? b[i].n * 3 / 2 : b[i].n * 2 / 3;
+    if (n > MAX || n < 16) {
+      b[i].up = !b[i].up;
+      n = b[i].up ? b[i].n * 3 / 2 : b[i].n * 2 / 3;
+    }
+    size_t before = sa_heap_usable(&h, b[i].p, "test");
+    unsigned char *q = sa_heap_realloc(&h, b[i].p, n);
+    cr_assert_not_null(q);
+    size_t keep = n < b[i].n ? n : b[i].n;
+    cr_assert_eq(q[0], (unsigned char)i);
+    cr_assert_eq(q[keep - 1], (unsigned char)i);
+    if (q != b[i].p || sa_heap_usable(&h, q, "test") < before) {  /* gave memory back */
+      cr_assert_leq(h.st.used_bytes + h.dirty, realloc_bound(&h), "op %d", op);
+      gave_back++;
+    }
+    if (n > b[i].n) memset(q + b[i].n, i, n - b[i].n);
+    b[i].p = q;
+    b[i].n = n;
+    if (op % 1000 == 0) assert_heap_sound(&h);
+  }
+  assert_heap_sound(&h);
+  cr_assert_gt(gave_back, 1000);
+  cr_assert_gt(h.reached - h.start, realloc_bound(&h),
+               "the heap touched more than the bound, and gave the difference back");
+  munmap((void *)h.start, 64 << 20);
+}
+
+Test(heap, a_tiny_release_threshold_keeps_the_page_records_inside_their_blocks) {
+  size_t size = 1 << 20;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
+  h.release_threshold = 16;  /* smaller than any block */
+  void *p[8];
+  for (int i = 0; i < 8; i++) p[i] = sa_heap_alloc(&h, 16 + (size_t)i * 16);
+  for (int i = 0; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
+  sa_heap_report r = sa_heap_check(&h);
+  cr_assert(r.ok, "%s at %#lx", r.what, (unsigned long)r.where);
+  for (int i = 1; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
+  cr_assert(sa_heap_check(&h).ok);
+  munmap(mem, size);
+}
+
 Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
   void *a = alloc(1000), *guard = alloc(16), *b = alloc(3000);
   alloc(16);
