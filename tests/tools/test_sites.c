@@ -21,10 +21,12 @@
 #define MOVED_BLOCKS 3     /* 8192-byte blocks grown to 16384 bytes */
 #define MOVED_BYTES (MOVED_BLOCKS * 16384)
 
-static void start_helper(sp_child *c) {
+/* Starts the helper under SIMALLOC_SITES=all; its pid as text in pid. */
+static void start_helper(sp_child *c, char pid[32]) {
   const char *argv[] = {sp_env("SIMALLOC_SITES_HELPER"), NULL};
   setenv("SIMALLOC_SITES", "all", 1);  /* reaches the helper, not the runner's allocator */
   sp_start_ready(c, argv, &(sp_opts){.preload = SP_PRELOAD});
+  snprintf(pid, 32, "%d", (int)c->pid);
 }
 
 static sp_result dump(const char *a1, const char *a2, const char *a3) {
@@ -60,8 +62,7 @@ static site_row find_site(const char *js, const char *fn) {
 Test(sites, both_functions_by_name_with_exact_live_bytes) {
   sp_child c;
   char pid[32];
-  start_helper(&c);
-  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+  start_helper(&c, pid);
 
   sp_result r = dump("--json", pid, NULL);
   cr_assert(json_valid(r.out, strlen(r.out)), "invalid JSON:\n%.2000s", r.out);
@@ -99,8 +100,7 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
 Test(sites, a_block_realloc_moves_belongs_to_the_realloc) {
   sp_child c;
   char pid[32];
-  start_helper(&c);
-  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+  start_helper(&c, pid);
   sp_result r = dump("--json", pid, NULL);
   site_row grown = find_site(r.out, "grow_moved"), start = find_site(r.out, "start_moved");
   cr_assert_eq(grown.live_bytes, MOVED_BYTES);
@@ -115,8 +115,7 @@ Test(sites, a_block_realloc_moves_belongs_to_the_realloc) {
 Test(sites, blocks_name_their_site) {
   sp_child c;
   char pid[32];
-  start_helper(&c);
-  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+  start_helper(&c, pid);
   sp_result r = dump("--json", pid, NULL);
   site_row big = find_site(r.out, "hold_big");
   char needle[64];

@@ -311,14 +311,21 @@ Test(heap, calloc_zeroes_reused_memory) {
   assert_sound();
 }
 
-Test(heap, release_pages_keeps_calloc_zero) {
-  size_t size = 8 << 20;
+/* A heap over size bytes of fresh pages that gives the pages of free
+ * blocks of at least threshold bytes back past retain dirty bytes. */
+static sa_heap *paged_heap(sa_heap *h, size_t size, size_t threshold, size_t retain) {
   void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   cr_assert_neq(mem, MAP_FAILED);
+  cr_assert_eq(sa_heap_init(h, mem, size, 1), 0);
+  h->release_threshold = threshold;
+  h->retain = retain;
+  return h;
+}
+
+Test(heap, release_pages_keeps_calloc_zero) {
+  size_t size = 8 << 20;
   sa_heap h;
-  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
-  h.release_threshold = 64 * 1024;
-  h.retain = 0;  /* purge at every large free */
+  paged_heap(&h, size, 64 * 1024, 0);  /* purge at every large free */
   for (int round = 0; round < 20; round++) {
     unsigned char *p[16];
     for (int i = 0; i < 16; i++) {
@@ -332,7 +339,7 @@ Test(heap, release_pages_keeps_calloc_zero) {
     cr_assert(sa_heap_check(&h).ok);
   }
   cr_assert_eq(h.dirty, 0);
-  munmap(mem, size);
+  munmap((void *)h.start, size);
 }
 
 Test(heap, free_of_foreign_pointer_aborts, .signal = SIGABRT) {
@@ -524,12 +531,8 @@ Test(heap, free_of_a_cached_block_is_a_double_free, .signal = SIGABRT) {
 
 Test(heap, dirty_bytes_are_retained_then_purged) {
   size_t size = 8 << 20;
-  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  cr_assert_neq(mem, MAP_FAILED);
   sa_heap h;
-  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
-  h.release_threshold = 64 * 1024;
-  h.retain = 1 << 20;
+  paged_heap(&h, size, 64 * 1024, 1 << 20);
   unsigned char *a = sa_heap_alloc(&h, 600 << 10), *guard = sa_heap_alloc(&h, 16);
   unsigned char *b = sa_heap_alloc(&h, 600 << 10), *guard2 = sa_heap_alloc(&h, 16);
   memset(a, 0x77, 600 << 10);
@@ -547,18 +550,9 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
   cr_assert(sa_heap_check(&h).ok);
   (void)guard;
   (void)guard2;
-  munmap(mem, size);
+  munmap((void *)h.start, size);
 }
 
-/* A heap over fresh pages that gives large free blocks' pages back. */
-static sa_heap *paged_heap(sa_heap *h, size_t size) {
-  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  cr_assert_neq(mem, MAP_FAILED);
-  cr_assert_eq(sa_heap_init(h, mem, size, 1), 0);
-  h->release_threshold = 64 * 1024;
-  h->retain = 0;
-  return h;
-}
 
 /* The most used and dirty bytes realloc leaves a heap with (heap.c). */
 static size_t realloc_bound(const sa_heap *h) {
@@ -595,7 +589,7 @@ static unsigned char *fill_and_drop(sa_heap *h, size_t n, int by_realloc) {
  * heap touches more memory than it ever had in use at once. */
 Test(heap, realloc_gives_back_the_hole_dirty_longest_once_past_its_peak_use) {
   sa_heap h;
-  paged_heap(&h, 32 << 20);
+  paged_heap(&h, 32 << 20, 64 * 1024, 0);
   cr_assert_not_null(sa_heap_alloc(&h, 512 << 10));  /* in use throughout */
   unsigned char *x1 = fill_and_drop(&h, 1 << 20, 1);
   cr_assert_eq(x1[512 << 10], 0x77, "within the bound, the tail keeps its pages");
@@ -612,7 +606,7 @@ Test(heap, realloc_gives_back_the_hole_dirty_longest_once_past_its_peak_use) {
 
 Test(heap, free_keeps_the_pages_realloc_would_give_back) {
   sa_heap h;
-  paged_heap(&h, 32 << 20);
+  paged_heap(&h, 32 << 20, 64 * 1024, 0);
   cr_assert_not_null(sa_heap_alloc(&h, 512 << 10));
   unsigned char *x1 = fill_and_drop(&h, 1 << 20, 0);
   unsigned char *x2 = fill_and_drop(&h, 5 << 18, 0);
@@ -629,7 +623,7 @@ Test(heap, realloc_keeps_used_and_dirty_bytes_within_its_bound) {
   enum { BUFS = 64, MAX = 256 << 10 };
   struct { unsigned char *p; size_t n; int up; } b[BUFS];
   sa_heap h;
-  paged_heap(&h, 64 << 20);
+  paged_heap(&h, 64 << 20, 64 * 1024, 0);
   for (int i = 0; i < BUFS; i++) {
     b[i].n = 16 + (size_t)i * 64;
     b[i].p = sa_heap_alloc(&h, b[i].n);
@@ -669,11 +663,8 @@ Test(heap, realloc_keeps_used_and_dirty_bytes_within_its_bound) {
 
 Test(heap, a_tiny_release_threshold_keeps_the_page_records_inside_their_blocks) {
   size_t size = 1 << 20;
-  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  cr_assert_neq(mem, MAP_FAILED);
   sa_heap h;
-  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
-  h.release_threshold = 16;  /* smaller than any block */
+  paged_heap(&h, size, 16, 4 << 20);  /* a threshold smaller than any block */
   void *p[8];
   for (int i = 0; i < 8; i++) p[i] = sa_heap_alloc(&h, 16 + (size_t)i * 16);
   for (int i = 0; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
@@ -681,7 +672,7 @@ Test(heap, a_tiny_release_threshold_keeps_the_page_records_inside_their_blocks) 
   cr_assert(r.ok, "%s at %#lx", r.what, (unsigned long)r.where);
   for (int i = 1; i < 8; i += 2) sa_heap_free(&h, p[i], "free");
   cr_assert(sa_heap_check(&h).ok);
-  munmap(mem, size);
+  munmap((void *)h.start, size);
 }
 
 Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
