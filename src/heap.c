@@ -562,22 +562,20 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
   return blk_payload(f);
 }
 
-void sa_heap_free(sa_heap *h, void *p, const char *call) {
+/* Frees the block at p under the lock; trims after a realloc's move. */
+static void free_one(sa_heap *h, void *p, const char *call, int moved) {
   sa_lock_acquire(&h->lock);
   uintptr_t b = checked_used(h, p, call);
-  if (b) free_locked(h, b, p, call);
-  sa_lock_release(&h->lock);
-}
-
-void sa_heap_free_moved(sa_heap *h, void *p) {
-  sa_lock_acquire(&h->lock);
-  uintptr_t b = checked_used(h, p, "realloc");
   if (b) {
-    free_locked(h, b, p, "realloc");
-    realloc_trim(h);
+    free_locked(h, b, p, call);
+    if (moved) realloc_trim(h);
   }
   sa_lock_release(&h->lock);
 }
+
+void sa_heap_free(sa_heap *h, void *p, const char *call) { free_one(h, p, call, 0); }
+
+void sa_heap_free_moved(sa_heap *h, void *p) { free_one(h, p, "realloc", 1); }
 
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n) {
   sa_lock_acquire(&h->lock);

@@ -340,7 +340,8 @@ void *sa_tc_calloc_large(size_t n) {
   return alloc_anywhere(tc->heap, n, 0, 1);
 }
 
-void sa_tc_free_slow(void *p, uint64_t hd) {
+/* sa_tc_free_slow; moved: p is the block realloc moved away from. */
+static void free_slow(void *p, uint64_t hd, int moved) {
   int saved = errno;
   uintptr_t a = (uintptr_t)p;
   sa_heap *h = sa_heap_of(p);
@@ -363,26 +364,22 @@ void sa_tc_free_slow(void *p, uint64_t hd) {
     /* A large block of another heap: leave it on that heap's remote list. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
     sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, head_size(hd));
+  } else if (moved) {
+    sa_heap_free_moved(h, p);    /* also reports what is wrong if not sound */
   } else {
     sa_heap_free(h, p, "free");  /* also reports what is wrong if not sound */
   }
   errno = saved;
 }
 
+void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
+
 void sa_tc_free_moved(void *p) {
-  uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
-  uint64_t hd = blk_head(b);
-  size_t size = head_size(hd);
-  sa_heap *h = sa_heap_of(p);
-  if (sa_tc_class(size) < SA_TC_CLASSES || h != sa_tc.heap) {
+  uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
+  if (sa_tc_class(head_size(hd)) < SA_TC_CLASSES || sa_heap_of(p) != sa_tc.heap)
     sa_tc_free(p);
-    return;
-  }
-  int saved = errno;
-  if ((hd & SA_TRACKED) && sa_blk_live(p, hd) && next_sound(b + size))
-    sa_site_released(p, size);  /* clears TRACKED */
-  sa_heap_free_moved(h, p);     /* also reports what is wrong if not sound */
-  errno = saved;
+  else
+    free_slow(p, hd, 1);
 }
 
 static int fork_took_registry;
