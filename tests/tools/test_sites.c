@@ -29,6 +29,12 @@ static void start_helper(sp_child *c, char pid[32]) {
   snprintf(pid, 32, "%d", (int)c->pid);
 }
 
+/* Tells the helper to leave; it must exit with 0. */
+static void stop_helper(sp_child *c) {
+  sp_send(c, "bye\n");
+  cr_assert_eq(sp_wait(c), 0);
+}
+
 static sp_result dump(const char *a1, const char *a2, const char *a3) {
   const char *argv[] = {sp_env("SIMALLOC_DUMP"), a1, a2, a3, NULL};
   sp_result r = sp_run(argv, NULL);
@@ -93,8 +99,7 @@ Test(sites, both_functions_by_name_with_exact_live_bytes) {
   cr_assert(f1 && f2 && f1 < f2, "stack:\n%s", r.out);
   sp_free(&r);
 
-  sp_send(&c, "bye\n");
-  cr_assert_eq(sp_wait(&c), 0);
+  stop_helper(&c);
 }
 
 Test(sites, a_block_realloc_moves_belongs_to_the_realloc) {
@@ -108,8 +113,7 @@ Test(sites, a_block_realloc_moves_belongs_to_the_realloc) {
   cr_assert_eq(start.live_bytes, 8192, "only the block that was not moved");
   cr_assert_eq(start.live_blocks, 1);
   sp_free(&r);
-  sp_send(&c, "bye\n");
-  cr_assert_eq(sp_wait(&c), 0);
+  stop_helper(&c);
 }
 
 Test(sites, blocks_name_their_site) {
