@@ -117,10 +117,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
       *blk_tag_ptr(p) = 0;
       for (void *q; n > 0 && (q = tc->bin[c]) && ((uintptr_t)q + size == lo || (uintptr_t)q == hi);
            n--, k++) {
-        tc->bin[c] = *(void **)q;
-        tc->count[c]--;
-        tc->bytes -= size;
-        *blk_tag_ptr(q) = 0;
+        sa_tc_pop(tc, c);  /* q */
         if ((uintptr_t)q == hi) hi += size;
         else lo = (uintptr_t)q;
       }
