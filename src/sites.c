@@ -49,9 +49,9 @@
 #define LEAKS_SHOWN 20          /* sites in the exit report */
 #define SITE_LIMIT (1u << 20)   /* site table entries at most */
 /* Frames of ours that an allocation's stack starts with, at most, in the
- * usual case: the entry point and its slow path (sa_site_record takes the
- * stack again if there were more). */
-#define OWN_FRAMES 3
+ * usual case: sa_unwind, the entry point and its slow path (sa_site_record
+ * takes the stack again if there were more). */
+#define OWN_FRAMES 4
 
 static struct {
   int mode;                     /* SA_SITES_*; OFF until armed */

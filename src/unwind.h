@@ -4,6 +4,7 @@
 #define SA_UNWIND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Frames sa_unwind takes at most. */
 #define SA_UNWIND_MAX 48
@@ -12,18 +13,14 @@
  * Once, at start-up. */
 int sa_unwind_init(void);
 
-/* libunwind's unw_backtrace once sa_unwind_init succeeded, else NULL. */
-extern int (*sa_unwind_backtrace)(void **, int);
-
 /* Fills frames[0 .. return value) with the return addresses of the calling
- * thread's stack, innermost first, at most max (<= SA_UNWIND_MAX).
- * frames[0] is in the function that sa_unwind is inlined into: inline, so
- * that the unwinder walks no frame of ours that it need not.  May allocate
- * (the caller guards against that). */
-static inline __attribute__((always_inline)) int sa_unwind(void **frames, int max) {
-  if (!sa_unwind_backtrace || max <= 0) return 0;
-  int n = sa_unwind_backtrace(frames, max);
-  return n > 0 ? n : 0;
-}
+ * thread's stack, innermost first, at most max (<= SA_UNWIND_MAX); 0 if
+ * libunwind is not loaded.  frames[0] is in sa_unwind itself, frames[1] in
+ * its caller.  The same stack as the thread's last one is recognised
+ * without a walk.  May allocate (the caller guards against that). */
+int sa_unwind(void **frames, int max) __attribute__((noinline));
+
+/* How many times the calling thread's sa_unwind walked a stack. */
+uint64_t sa_unwind_walks(void);
 
 #endif
