@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,7 +64,10 @@ static struct {
   uint32_t index_mask;          /* hash index slots - 1 */
   simalloc_snap_site *site;     /* [max] */
   uint32_t *index;              /* [index_mask + 1] ids, 0 = empty */
-  sa_lock lock;                 /* additions to the site table */
+  sa_lock lock;                 /* additions to the site table, the list of threads */
+  struct thread_counts *threads; /* threads whose counts gather (below) */
+  pthread_key_t exit_key;       /* hands a thread's counts over when it ends */
+  int exit_key_ok;
   uint32_t generation;          /* tables set up so far (a new one: > 1 in the tests) */
   uintptr_t own_lo, own_hi;     /* our own code: frames there are dropped */
   int report_fd;                /* where SIMALLOC_LEAKS reports */
@@ -213,16 +217,165 @@ static uint32_t site_of_stack(stack frames, int n) {
   return id;
 }
 
-static void credit(uint32_t id, int64_t bytes, int64_t blocks) {
+/* ---- counts kept per thread --------------------------------------------
+ *
+ * Every thread that allocates or frees from a site would otherwise update
+ * the same counters, and with several threads those lines go back and
+ * forth between the cores on every call.  Instead each thread gathers its
+ * changes to the sites it last touched (PENDING_SLOTS of them, by id) and
+ * hands them to the table every PENDING_OPS changes of a site, when another
+ * site takes the slot, and when the thread ends.  Whoever reads the table
+ * (the snapshot, the exit report, the tests) adds what the threads still
+ * hold, so the figures are exact whenever the threads are between calls.
+ *
+ * A site's peak is the table's live bytes when a thread's gathering began
+ * plus the highest its own changes went since.  That is exact when one
+ * thread works a site at a time; when several threads change a site
+ * together, the peak can be somewhat over or under the true one.
+ *
+ * Only the owner writes its slots (a forked child also empties the slots
+ * of threads that did not survive); readers load them with relaxed atomics
+ * under sites.lock, which also guards the list of threads.
+ */
+#define PENDING_SLOTS 4
+#define PENDING_OPS 1024
+
+#define GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define PUT(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+typedef struct pending {
+  uint32_t id, generation;      /* the site, of table sites.generation */
+  uint32_t ops;                 /* changes since the last hand-over */
+  int64_t live_bytes, live_blocks;
+  int64_t high;                 /* the highest live_bytes went, >= 0 */
+  uint64_t base;                /* the table's live bytes when gathering began */
+  uint64_t total_bytes, total_calls;
+} pending;
+
+enum { COUNTS_NEW, COUNTS_LISTED, COUNTS_GONE };
+
+typedef struct thread_counts {
+  pending slot[PENDING_SLOTS];
+  struct thread_counts *next, *prev;  /* sites.threads */
+  int state;                    /* COUNTS_*; not listed: straight to the table */
+} thread_counts;
+
+static __thread thread_counts mine __attribute__((tls_model("initial-exec")));
+
+/* Adds to site id's counters a change of its live bytes and blocks and
+ * allocated totals; the site's live bytes went as high as top on the way
+ * (0: not higher than before).  Returns the live bytes after. */
+static uint64_t add_to_table(uint32_t id, int64_t bytes, int64_t blocks, uint64_t top,
+                             uint64_t total_bytes, uint64_t total_calls) {
   simalloc_snap_site *s = &sites.site[id];
+  if (total_calls) {
+    __atomic_add_fetch(&s->total_bytes, total_bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->total_calls, total_calls, __ATOMIC_RELAXED);
+  }
   uint64_t live = __atomic_add_fetch(&s->live_bytes, (uint64_t)bytes, __ATOMIC_RELAXED);
   __atomic_add_fetch(&s->live_blocks, (uint64_t)blocks, __ATOMIC_RELAXED);
-  if (bytes <= 0) return;
+  if (top < live) top = live;
   uint64_t peak = __atomic_load_n(&s->peak_live_bytes, __ATOMIC_RELAXED);
-  while (live > peak &&
-         !__atomic_compare_exchange_n(&s->peak_live_bytes, &peak, live, 1,
+  while (top > peak &&
+         !__atomic_compare_exchange_n(&s->peak_live_bytes, &peak, top, 1,
                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
   }
+  return live;
+}
+
+/* Moves slot e's changes into the table (those of an older table are
+ * dropped). */
+static void hand_over(pending *e) {
+  if (e->ops && e->generation == sites.generation)
+    PUT(e->base, add_to_table(e->id, e->live_bytes, e->live_blocks, e->base + (uint64_t)e->high,
+                              e->total_bytes, e->total_calls));
+  PUT(e->live_bytes, 0);
+  PUT(e->live_blocks, 0);
+  PUT(e->high, 0);
+  PUT(e->total_bytes, 0);
+  PUT(e->total_calls, 0);
+  e->ops = 0;
+}
+
+static void hand_over_all(thread_counts *t) {
+  for (int i = 0; i < PENDING_SLOTS; i++) hand_over(&t->slot[i]);
+}
+
+static void unlist(thread_counts *t) {
+  if (t->prev) t->prev->next = t->next;
+  else if (sites.threads == t) sites.threads = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->next = t->prev = NULL;
+}
+
+/* The thread ends (a key destructor): its counts go to the table. */
+static void thread_gone(void *arg) {
+  thread_counts *t = arg;
+  hand_over_all(t);
+  sa_lock_acquire(&sites.lock);
+  unlist(t);
+  sa_lock_release(&sites.lock);
+  t->state = COUNTS_GONE;
+}
+
+/* Lists the calling thread, whose counts then gather; 0 if it cannot be. */
+static int list_me(thread_counts *t) {
+  if (t->state != COUNTS_NEW || !sites.exit_key_ok) return 0;
+  sa_lock_acquire(&sites.lock);
+  t->prev = NULL;
+  t->next = sites.threads;
+  if (t->next) t->next->prev = t;
+  sites.threads = t;
+  sa_lock_release(&sites.lock);
+  t->state = COUNTS_LISTED;
+  pthread_setspecific(sites.exit_key, t);
+  return 1;
+}
+
+/* Site id's live bytes and blocks change by bytes and blocks; an
+ * allocation also counts total_calls calls of total_bytes. */
+static void count(uint32_t id, int64_t bytes, int64_t blocks, uint64_t total_bytes,
+                  uint64_t total_calls) {
+  thread_counts *t = &mine;
+  if (t->state != COUNTS_LISTED && !list_me(t)) {
+    add_to_table(id, bytes, blocks, 0, total_bytes, total_calls);
+    return;
+  }
+  pending *e = &t->slot[id % PENDING_SLOTS];
+  if (e->id != id || e->generation != sites.generation) {
+    hand_over(e);
+    PUT(e->id, id);
+    PUT(e->generation, sites.generation);
+    PUT(e->base, __atomic_load_n(&sites.site[id].live_bytes, __ATOMIC_RELAXED));
+  }
+  int64_t live = e->live_bytes + bytes;
+  PUT(e->live_bytes, live);
+  PUT(e->live_blocks, e->live_blocks + blocks);
+  if (live > e->high) PUT(e->high, live);
+  if (total_calls) {
+    PUT(e->total_bytes, e->total_bytes + total_bytes);
+    PUT(e->total_calls, e->total_calls + total_calls);
+  }
+  if (++e->ops >= PENDING_OPS) hand_over(e);
+}
+
+/* Adds what the listed threads hold for sites first .. first+n-1 to
+ * out[0 .. n).  Under sites.lock. */
+static void add_held(simalloc_snap_site *out, uint32_t first, uint32_t n) {
+  for (thread_counts *t = sites.threads; t; t = t->next)
+    for (int i = 0; i < PENDING_SLOTS; i++) {
+      pending *e = &t->slot[i];
+      uint32_t id = GET(e->id);
+      if (GET(e->generation) != sites.generation || id < first || id - first >= n) continue;
+      simalloc_snap_site *d = &out[id - first];
+      d->live_bytes += (uint64_t)GET(e->live_bytes);
+      d->live_blocks += (uint64_t)GET(e->live_blocks);
+      d->total_bytes += GET(e->total_bytes);
+      d->total_calls += GET(e->total_calls);
+      uint64_t top = GET(e->base) + (uint64_t)GET(e->high);
+      if (d->peak_live_bytes < top) d->peak_live_bytes = top;
+      if (d->peak_live_bytes < d->live_bytes) d->peak_live_bytes = d->live_bytes;
+    }
 }
 
 /* ---- the trailer ------------------------------------------------------- */
@@ -262,10 +415,7 @@ static uint32_t record(void *p, size_t block_size, stack frames, int n) {
   if (n > sites.depth) n = sites.depth;
   uint32_t id = site_of_stack(frames, n);
   weight w = weigh(block_size);
-  simalloc_snap_site *s = &sites.site[id];
-  __atomic_add_fetch(&s->total_bytes, w.bytes, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&s->total_calls, (uint64_t)w.blocks, __ATOMIC_RELAXED);
-  credit(id, (int64_t)w.bytes, w.blocks);
+  count(id, (int64_t)w.bytes, w.blocks, w.bytes, (uint64_t)w.blocks);
   set_trailer(p, block_size, id);
   sa_blk_set_tracked(p, 1);  /* after the trailer: whoever sees TRACKED finds it */
   return id;
@@ -308,7 +458,7 @@ void sa_site_released(void *p, size_t block_size) {
   uint32_t id = sa_site_get(p, block_size, "free");
   if (id) {
     weight w = weigh(block_size);
-    credit(id, -(int64_t)w.bytes, -w.blocks);
+    count(id, -(int64_t)w.bytes, -w.blocks, 0, 0);
   }
   sa_blk_set_tracked(p, 0);
 }
@@ -321,7 +471,7 @@ void sa_site_resized(void *p, uint32_t id, size_t old_size, size_t new_size) {
   }
   set_trailer(p, new_size, id);
   weight w0 = weigh(old_size), w1 = weigh(new_size);
-  credit(id, (int64_t)(w1.bytes - w0.bytes), w1.blocks - w0.blocks);
+  count(id, (int64_t)(w1.bytes - w0.bytes), w1.blocks - w0.blocks, 0, 0);
 }
 
 uint32_t sa_site_of(const void *p) {
@@ -428,6 +578,7 @@ static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   sites.rate = rate ? rate : 1;
   sites.wanted = mode;
   sites.generation++;
+  if (!sites.exit_key_ok) sites.exit_key_ok = pthread_key_create(&sites.exit_key, thread_gone) == 0;
   return 0;
 }
 
@@ -476,7 +627,15 @@ void sa_sites_fork_parent(void) {
 }
 
 void sa_sites_after_fork_child(void) {
-  if (fork_took) sa_lock_reset(&sites.lock);
+  if (!fork_took) return;  /* the interrupted code is changing the list */
+  sa_lock_reset(&sites.lock);
+  /* The other threads are gone: their counts go to the table. */
+  for (thread_counts *t = sites.threads, *next; t; t = next) {
+    next = t->next;
+    if (t == &mine) continue;
+    hand_over_all(t);
+    unlist(t);
+  }
 }
 
 /* ---- the snapshot ------------------------------------------------------- */
@@ -507,6 +666,7 @@ void sa_sites_snap(simalloc_snap_header *seg) {
     if (n > seg->sites_cap) n = seg->sites_cap;
     sa_lock_acquire(&sites.lock);  /* entries being added are complete */
     for (uint32_t i = 0; i < n; i++) copy_site(&out[i], &sites.site[i]);
+    add_held(out, 0, n);
     sa_lock_release(&sites.lock);
   }
   seg->site_count = n;
@@ -566,6 +726,18 @@ static uint32_t next_largest(uint64_t below, uint32_t after) {
 
 void sa_sites_report_leaks(void) {
   if (!sa_option(SA_OPT_LEAKS) || !sites.site) return;
+  /* What the threads hold goes to the table: this thread's for good;
+   * other threads may still run, and theirs is added as it stands. */
+  hand_over_all(&mine);
+  sa_lock_acquire(&sites.lock);
+  for (thread_counts *t = sites.threads; t; t = t->next)
+    for (int i = 0; t != &mine && i < PENDING_SLOTS; i++) {
+      pending *e = &t->slot[i];
+      if (GET(e->generation) == sites.generation && GET(e->id))
+        add_to_table(GET(e->id), GET(e->live_bytes), GET(e->live_blocks),
+                     GET(e->base) + (uint64_t)GET(e->high), 0, 0);
+    }
+  sa_lock_release(&sites.lock);
   static simalloc_snap_module mods[256];
   uint32_t nm = sa_sites_modules(mods, 256);
   uint64_t below = UINT64_MAX;
@@ -604,7 +776,10 @@ uint32_t sa_sites_test_record(void *p, size_t block_size, const uintptr_t *frame
 
 int sa_sites_test_site(uint32_t id, simalloc_snap_site *out) {
   if (!sites.site || id >= sites.count) return -1;
+  sa_lock_acquire(&sites.lock);
   copy_site(out, &sites.site[id]);
+  add_held(out, id, 1);
+  sa_lock_release(&sites.lock);
   return 0;
 }
 

@@ -3,6 +3,7 @@
  * process arena so that TRACKED can be set in their headers. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -158,6 +159,67 @@ Test(sites, many_blocks_in_and_out) {
   }
   cr_assert_eq(site(SIMALLOC_SITE_FIRST).live_bytes + site(SIMALLOC_SITE_FIRST + 1).live_bytes,
                live);
+}
+
+/* Two threads work one site: one records N blocks, the other releases
+ * half of them; then both wait.  What each thread still holds counts, and
+ * so does what it hands over when it ends. */
+enum { THREAD_BLOCKS = 3000 };
+static void *shared_blocks[THREAD_BLOCKS];
+static pthread_barrier_t step;
+
+static void *recorder(void *arg) {
+  (void)arg;
+  for (int i = 0; i < THREAD_BLOCKS; i++)
+    sa_sites_test_record(shared_blocks[i], size_of(shared_blocks[i]), stack_a, 3);
+  pthread_barrier_wait(&step);  /* recorded */
+  pthread_barrier_wait(&step);  /* released */
+  pthread_barrier_wait(&step);  /* checked: end */
+  return NULL;
+}
+
+static void *releaser(void *arg) {
+  (void)arg;
+  pthread_barrier_wait(&step);
+  for (int i = 0; i < THREAD_BLOCKS / 2; i++)
+    sa_site_released(shared_blocks[i], size_of(shared_blocks[i]));
+  pthread_barrier_wait(&step);
+  pthread_barrier_wait(&step);
+  return NULL;
+}
+
+static void check_threads_counts(uint32_t id, size_t size) {
+  simalloc_snap_site s = site(id);
+  uint64_t left = THREAD_BLOCKS - THREAD_BLOCKS / 2;
+  cr_assert_eq(s.live_bytes, left * size);
+  cr_assert_eq(s.live_blocks, left);
+  cr_assert_eq(s.total_bytes, THREAD_BLOCKS * size);
+  cr_assert_eq(s.total_calls, THREAD_BLOCKS);
+  cr_assert_eq(s.peak_live_bytes, THREAD_BLOCKS * size, "peak %llu, not %llu",
+               (unsigned long long)s.peak_live_bytes, (unsigned long long)(THREAD_BLOCKS * size));
+}
+
+Test(sites, counts_of_threads_add_up_while_they_wait_and_when_they_end) {
+  for (int i = 0; i < THREAD_BLOCKS; i++) shared_blocks[i] = block(48);
+  size_t size = size_of(shared_blocks[0]);
+  pthread_barrier_init(&step, NULL, 3);
+  pthread_t a, b;
+  cr_assert_eq(pthread_create(&a, NULL, recorder, NULL), 0);
+  cr_assert_eq(pthread_create(&b, NULL, releaser, NULL), 0);
+  pthread_barrier_wait(&step);
+  pthread_barrier_wait(&step);
+  uint32_t id = SIMALLOC_SITE_FIRST;
+  check_threads_counts(id, size);
+  pthread_barrier_wait(&step);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  check_threads_counts(id, size);
+  pthread_barrier_destroy(&step);
+  for (int i = THREAD_BLOCKS / 2; i < THREAD_BLOCKS; i++)
+    sa_site_released(shared_blocks[i], size_of(shared_blocks[i]));
+  cr_assert_eq(site(id).live_bytes, 0);
+  cr_assert_eq(site(id).live_blocks, 0);
+  for (int i = 0; i < THREAD_BLOCKS; i++) sa_heap_free(&heap, shared_blocks[i], "free");
 }
 
 Test(sites, a_damaged_trailer_is_noticed) {
