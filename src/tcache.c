@@ -26,6 +26,7 @@ static sa_tcache *registry;
 static pthread_key_t exit_key;
 static int exit_key_ok;
 static size_t process_cached;  /* bytes in all caches, updated on slow paths */
+static uint8_t class_refills[SA_TC_CLASSES];  /* refills of each class so far, up to 8 */
 
 static void on_thread_exit(void *arg);
 
@@ -248,8 +249,13 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
   }
   sa_count(SA_CALL_REFILL);
   tc->refilled[c] = 1;
-  size_t extra = tc->cap[c] / 2;
+  /* Half a list, but the process's first refills of a class take 1, 2,
+   * 4 ... blocks more: a class used once or twice costs no more. */
+  unsigned before = __atomic_load_n(&class_refills[c], __ATOMIC_RELAXED);
+  size_t extra = tc->cap[c] / 2, warm = (size_t)1 << before;
+  if (extra > warm) extra = warm;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
+  if (before < 8) __atomic_store_n(&class_refills[c], (uint8_t)(before + 1), __ATOMIC_RELAXED);
   void *got[REFILL_MAX + 1];
   int want = (int)extra + 1, have = 0, run;
   sa_heap_lock(h);

@@ -96,3 +96,16 @@ Test(stats, heaps_are_set_up_as_threads_come) {
   cr_expect_eq(heaps_in(r.err), 3, "three threads:\n%s", r.err);
   it_result_free(&r);
 }
+
+/* A size class used once takes a block or two from the heap, not a
+ * batch for the thread cache: one block of each of 128 sizes touches
+ * little more of the arena than the blocks themselves. */
+Test(stats, first_use_of_a_size_costs_little) {
+  const char *argv[] = {"api", "one-each", NULL};
+  it_result r = it_helper(argv, NULL, IT_PRELOAD);
+  it_assert_ok(&r, "api one-each");
+  long long asked = count_of(r.out, "asked"), touched = count_of(r.out, "touched");
+  cr_assert_gt(asked, 0, "output:\n%s", r.out);
+  cr_expect_leq(touched, 3 * asked, "%lld bytes touched for %lld asked for", touched, asked);
+  it_result_free(&r);
+}

@@ -519,6 +519,32 @@ static int cmd_bursts(void) {
   return 0;
 }
 
+/* One block of each size from 16 to 2 KiB in steps of 16, all kept: the
+ * bytes asked for and the arena's touched bytes then (simalloc_get_stats)
+ * show what the first use of each size costs. */
+static int cmd_one_each(void) {
+  struct stats {  /* struct simalloc_stats */
+    size_t arena_size, arena_touched, used_bytes, peak_used_bytes, free_bytes, largest_free,
+        used_blocks, free_blocks;
+  } st;
+  int (*get)(struct stats *) = (int (*)(struct stats *))dlsym(RTLD_DEFAULT, "simalloc_get_stats");
+  CHECK(get, "simalloc_get_stats is not there");
+  enum { SIZES = 2048 / 16 };
+  static void *p[SIZES];
+  size_t asked = 0;
+  for (int i = 0; i < SIZES; i++) {
+    size_t n = (size_t)(i + 1) * 16;
+    asked += n;
+    p[i] = malloc(n);
+    CHECK(p[i], "malloc(%zu) failed", n);
+    memset(p[i], 1, n);
+  }
+  CHECK(get(&st) == 0, "simalloc_get_stats failed");
+  printf("asked=%zu touched=%zu\n", asked, st.arena_touched);
+  for (int i = 0; i < SIZES; i++) free(p[i]);
+  return 0;
+}
+
 struct command {
   const char *name;
   int (*fn)(void);
@@ -545,6 +571,7 @@ static const struct command commands[] = {
   {"reallocarray", cmd_reallocarray},
   {"stats", cmd_stats},
   {"bursts", cmd_bursts},
+  {"one-each", cmd_one_each},
 };
 
 int main(int argc, char **argv) {
