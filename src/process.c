@@ -157,11 +157,13 @@ sa_heap *sa_process_pick_heap(void) {
   return sa_process_heap((int)(i % (unsigned)sa_arena_g.slices));
 }
 
-static void fill_stats(struct simalloc_stats *s) {
+/* Fills *s; returns how many heaps it summed. */
+static int fill_stats(struct simalloc_stats *s) {
   sa_arena *a = &sa_arena_g;
   *s = (struct simalloc_stats){0};
   s->arena_size = a->size;
-  for (int i = 0, n = sa_process_heaps(); i < n; i++) {
+  int n = sa_process_heaps();
+  for (int i = 0; i < n; i++) {
     sa_heap *h = &a->heaps[i];
     sa_lock_acquire(&h->lock);
     s->arena_touched += h->reached - h->start;
@@ -174,11 +176,12 @@ static void fill_stats(struct simalloc_stats *s) {
     s->free_blocks += h->st.free_blocks;
     sa_lock_release(&h->lock);
   }
+  return n;
 }
 
 static void print_stats(void) {
   struct simalloc_stats s;
-  fill_stats(&s);
+  int heaps = fill_stats(&s);
   char buf[512];
   sa_fmt f = SA_FMT_INIT(buf);
   sa_fmt_str(&f, "simalloc: peak used ");
@@ -196,7 +199,6 @@ static void print_stats(void) {
   sa_fmt_str(&f, " of ");
   sa_fmt_size(&f, s.arena_size);
   sa_fmt_str(&f, " in ");
-  int heaps = sa_process_heaps();
   sa_fmt_u64(&f, (uint64_t)heaps);
   sa_fmt_str(&f, heaps == 1 ? " heap" : " heaps");
   static const char *const names[SA_CALL_COUNT] = {
