@@ -5,9 +5,9 @@
  * are spread over the heaps; the heap that owns a pointer is found from its
  * address alone.  A heap is set up when a thread is first given it (or a
  * full heap sends an allocation on to it): a process that never runs more
- * than one thread touches the pages of one heap only.  Everything comes up lazily on the first call of any
- * entry point (which may come before our constructor runs), once,
- * whatever the number of threads racing into it.
+ * than one thread touches the pages of one heap only.  Everything comes up
+ * lazily on the first call of any entry point (which may come before our
+ * constructor runs), once, whatever the number of threads racing into it.
  */
 #ifndef SA_PROCESS_H
 #define SA_PROCESS_H

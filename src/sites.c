@@ -6,7 +6,8 @@
  * over the stacks finds a stack's site: lookups take no lock (an id is
  * published in the index only after its entry is complete), additions take
  * `sites.lock`.  When the table is full, new stacks fold into `other`.
- * Counters are updated with atomics.
+ * Counters are updated with atomics, from what each thread gathers (see
+ * "counts kept per thread").
  *
  * Each recorded block names its site in its trailer (block.h), so that
  * free and realloc credit the right site back without a search; what a
