@@ -360,14 +360,20 @@ static void count(uint32_t id, int64_t bytes, int64_t blocks, uint64_t total_byt
   if (++e->ops >= PENDING_OPS) hand_over(e);
 }
 
+/* The site whose changes another thread's slot e holds, or 0 (none, or
+ * of an older table). */
+static uint32_t held_site(pending *e) {
+  return GET(e->generation) == sites.generation ? GET(e->id) : 0;
+}
+
 /* Adds what the listed threads hold for sites first .. first+n-1 to
  * out[0 .. n).  Under sites.lock. */
 static void add_held(simalloc_snap_site *out, uint32_t first, uint32_t n) {
   for (thread_counts *t = sites.threads; t; t = t->next)
     for (int i = 0; i < PENDING_SLOTS; i++) {
       pending *e = &t->slot[i];
-      uint32_t id = GET(e->id);
-      if (GET(e->generation) != sites.generation || id < first || id - first >= n) continue;
+      uint32_t id = held_site(e);
+      if (!id || id < first || id - first >= n) continue;
       simalloc_snap_site *d = &out[id - first];
       d->live_bytes += (uint64_t)GET(e->live_bytes);
       d->live_blocks += (uint64_t)GET(e->live_blocks);
@@ -734,8 +740,9 @@ void sa_sites_report_leaks(void) {
   for (thread_counts *t = sites.threads; t; t = t->next)
     for (int i = 0; t != &mine && i < PENDING_SLOTS; i++) {
       pending *e = &t->slot[i];
-      if (GET(e->generation) == sites.generation && GET(e->id))
-        add_to_table(GET(e->id), GET(e->live_bytes), GET(e->live_blocks),
+      uint32_t id = held_site(e);
+      if (id)
+        add_to_table(id, GET(e->live_bytes), GET(e->live_blocks),
                      GET(e->base) + (uint64_t)GET(e->high), 0, 0);
     }
   sa_lock_release(&sites.lock);
