@@ -700,7 +700,8 @@ void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, cons
   free_locked(h, b, lo, call);
 }
 
-void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t bytes) {
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t n, size_t bytes) {
+  sa_batch_set(h, first, last, n);
   void *top = __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED);
   do {
     *(void **)last = top;

@@ -107,14 +107,28 @@ void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, cons
 
 /* The remote lists: lock-free stacks of blocks that threads freed into a
  * heap they do not hold, chained through their first payload word and
- * tagged as cached, one list per size class.  Pushes a chain first..last
- * of one class, bytes in all.  A thread of the heap takes a class's list
- * into its cache (sa_heap_remote_take, then sa_heap_remote_taken with the
- * bytes).  Whoever locks the heap frees the large blocks' list, and all of
- * them once too much waits (sa_heap_remote_too_much); so does the pusher
- * then, if the lock is free. */
-void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t bytes);
+ * tagged as cached, one list per size class.  Pushes a batch: the chain
+ * first..last of n blocks of one class, bytes in all.  A thread of the
+ * heap takes a class's list into its cache (sa_heap_remote_take, then
+ * sa_heap_remote_taken with the bytes) a batch at a time: the third
+ * payload word of a batch's first block names its last block and its
+ * length (sa_batch_*), so the blocks in between, which another core freed,
+ * are not read until they are used.  Whoever locks the heap frees the
+ * large blocks' list, and all of them once too much waits
+ * (sa_heap_remote_too_much); so does the pusher then, if the lock is
+ * free. */
+void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t n, size_t bytes);
 void *sa_heap_remote_take(sa_heap *h, size_t cls);
+/* A batch's record: its last block's unit offset from the heap's start in
+ * the high half (blocks are < 64 GiB), its length in the low half. */
+static inline uint64_t *sa_batch_word(void *first) { return (uint64_t *)first + 2; }
+static inline void sa_batch_set(const sa_heap *h, void *first, void *last, size_t n) {
+  *sa_batch_word(first) = (uint64_t)(((uintptr_t)last - h->start) >> 4) << 32 | (uint32_t)n;
+}
+static inline void *sa_batch_last(const sa_heap *h, void *first) {
+  return (void *)(h->start + ((*sa_batch_word(first) >> 32) << 4));
+}
+static inline size_t sa_batch_length(void *first) { return (uint32_t)*sa_batch_word(first); }
 static inline void sa_heap_remote_taken(sa_heap *h, size_t bytes) {
   __atomic_sub_fetch(&h->remote_bytes, bytes, __ATOMIC_RELAXED);
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "lock.h"
 #include "options.h"
 #include "process.h"
@@ -88,6 +89,16 @@ static void unregister(sa_tcache *tc) {
   sa_lock_release(&registry_lock);
 }
 
+/* The last block of the batch that starts at first: a cached block of h,
+ * or the list is damaged (a block written after it was freed). */
+static void *batch_last(sa_heap *h, void *first) {
+  void *last = sa_batch_last(h, first);
+  if ((uintptr_t)last - h->start >= h->epilogue - h->start ||
+      *blk_tag_ptr(last) != blk_cache_tag((uintptr_t)last, sa_tc_key))
+    sa_fatal_ptr("malloc", "remote list damaged at", first);
+  return last;
+}
+
 static inline void push(sa_tcache *tc, void *p, size_t c) {
   *(void **)p = tc->bin[c];
   *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, sa_tc_key);
@@ -138,7 +149,8 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   for (int i = 0, heaps = sa_process_heaps(); i < heaps; i++)
     if (away[i].first) {
       sa_count(SA_CALL_REMOTE);
-      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].last, away[i].n * (c << 4));
+      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].last, away[i].n,
+                          away[i].n * (c << 4));
     }
 }
 
@@ -188,32 +200,35 @@ static void *alloc_from(sa_heap *h, size_t n, size_t align, int zero) {
 }
 
 /* Moves the blocks of class c that other threads freed into heap h into
- * this cache (they are tagged already); what does not fit goes back. */
+ * this cache (they are tagged already), a batch at a time; what does not
+ * fit goes back. */
 static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
   /* All of it, even past the list's length: a thread that finds blocks
    * there is on the allocating side of a flow and uses them soon, and a
    * remainder pushed back would be walked again by the next take. */
-  void *p = sa_heap_remote_take(h, c);
-  long n = 0;
-  while (p && tc->count[c] < UINT16_MAX) {
-    void *next = *(void **)p;
-    *(void **)p = tc->bin[c];
+  void *p = sa_heap_remote_take(h, c), *last = NULL;
+  size_t n = 0, k;
+  while (p && tc->count[c] + (k = sa_batch_length(p)) <= UINT16_MAX) {
+    last = batch_last(h, p);
+    void *next = *(void **)last;
+    *(void **)last = tc->bin[c];
     tc->bin[c] = p;
-    tc->count[c]++;
-    tc->bytes += c << 4;
-    n++;
+    tc->count[c] = (uint16_t)(tc->count[c] + k);
+    n += k;
     p = next;
   }
-  sa_heap_remote_taken(h, (size_t)n * (c << 4));
+  tc->bytes += n * (c << 4);
+  sa_heap_remote_taken(h, n * (c << 4));
   if (!p) return;
-  void *last = p;  /* the list is full: only in the unlikeliest case */
-  long rest = 1;
-  while (*(void **)last) {
-    last = *(void **)last;
-    rest++;
+  /* The list is full: only in the unlikeliest case.  The rest goes back
+   * as one batch. */
+  size_t rest = 0;
+  for (void *b = p; b; b = *(void **)last) {
+    last = batch_last(h, b);
+    rest += sa_batch_length(b);
   }
-  sa_heap_remote_taken(h, (size_t)rest * (c << 4));  /* counted again by the push */
-  sa_heap_remote_push(h, c, p, last, (size_t)rest * (c << 4));
+  sa_heap_remote_taken(h, rest * (c << 4));  /* counted again by the push */
+  sa_heap_remote_push(h, c, p, last, rest, rest * (c << 4));
 }
 
 /* Any heap that can serve the request, the thread's own first.  When all
@@ -366,7 +381,7 @@ static void free_slow(void *p, uint64_t hd, int moved) {
   } else if (sound && h != tc->heap) {
     /* A large block of another heap: leave it on that heap's remote list. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
-    sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, head_size(hd));
+    sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, 1, head_size(hd));
   } else if (moved) {
     sa_heap_free_moved(h, p);    /* also reports what is wrong if not sound */
   } else {

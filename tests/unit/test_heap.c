@@ -463,7 +463,7 @@ Test(heap, large_blocks_on_the_remote_list_are_freed_by_the_next_lock_holder) {
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
   sa_lock_acquire(&heap.lock);
-  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, a, blk_size_for(5000));
+  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, a, 1, blk_size_for(5000));
   sa_lock_release(&heap.lock);
   cr_assert_eq(heap.st.used_blocks, 2);
   sa_heap_lock(&heap);
@@ -481,7 +481,7 @@ Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
   *blk_tag_ptr(b) = blk_cache_tag((uintptr_t)b, heap.key);
   *(void **)a = b;
   size_t cls = sa_remote_list(80);
-  sa_heap_remote_push(&heap, cls, a, b, 2 * 80);
+  sa_heap_remote_push(&heap, cls, a, b, 2, 2 * 80);
   cr_assert_eq(heap.remote[cls], a, "the blocks wait for a thread of the heap");
   cr_assert_eq(heap.remote_bytes, 2 * 80);
   sa_heap_lock(&heap);
@@ -503,11 +503,43 @@ Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
   (void)c;
 }
 
+Test(heap, remote_batches_name_their_last_block_and_length) {
+  char *b[5];
+  for (int i = 0; i < 5; i++) {
+    b[i] = alloc(64);
+    *blk_tag_ptr(b[i]) = blk_cache_tag((uintptr_t)b[i], heap.key);
+  }
+  alloc(16);
+  size_t cls = sa_remote_list(80);
+  *(void **)b[0] = b[1];  /* a batch of three ... */
+  *(void **)b[1] = b[2];
+  sa_heap_remote_push(&heap, cls, b[0], b[2], 3, 3 * 80);
+  *(void **)b[3] = b[4];  /* ... then one of two */
+  sa_heap_remote_push(&heap, cls, b[3], b[4], 2, 2 * 80);
+  void *p = sa_heap_remote_take(&heap, cls);
+  cr_assert_null(heap.remote[cls]);
+  cr_assert_eq(p, b[3], "the last batch pushed comes first");
+  cr_assert_eq(sa_batch_length(p), 2);
+  cr_assert_eq(sa_batch_last(&heap, p), b[4]);
+  p = *(void **)b[4];
+  cr_assert_eq(p, b[0], "a batch's last block leads to the batch pushed before");
+  cr_assert_eq(sa_batch_length(p), 3);
+  cr_assert_eq(sa_batch_last(&heap, p), b[2]);
+  cr_assert_null(*(void **)b[2]);
+  cr_assert_eq(heap.remote_bytes, 5 * 80);
+  sa_heap_remote_taken(&heap, 5 * 80);
+  for (int i = 0; i < 5; i++) {
+    *blk_tag_ptr(b[i]) = 0;
+    release(b[i]);
+  }
+  assert_sound();
+}
+
 Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
   char *a = alloc(64);
   alloc(16);
   *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
-  sa_heap_remote_push(&heap, 3, a, a, SA_REMOTE_FLOOR + 1);  /* as if many were waiting */
+  sa_heap_remote_push(&heap, 3, a, a, 1, SA_REMOTE_FLOOR + 1);  /* as if many were waiting */
   cr_assert_null(heap.remote[3]);
   cr_assert_eq(heap.st.used_blocks, 1);
   assert_sound();
