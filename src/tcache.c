@@ -204,8 +204,7 @@ static void *alloc_from(sa_heap *h, size_t n, size_t align, int zero) {
  * fit goes back. */
 static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
   /* All of it, even past the list's length: a thread that finds blocks
-   * there is on the allocating side of a flow and uses them soon, and a
-   * remainder pushed back would be walked again by the next take. */
+   * there is on the allocating side of a flow and uses them soon. */
   void *p = sa_heap_remote_take(h, c), *last = NULL;
   size_t n = 0, k;
   while (p && tc->count[c] + (k = sa_batch_length(p)) <= UINT16_MAX) {
