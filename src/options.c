@@ -36,6 +36,7 @@ static option table[SA_OPT_COUNT] = {
   [SA_OPT_SNAPSHOT_INTERVAL_MS] = {"SNAPSHOT_INTERVAL_MS", KIND_COUNT, 0, 3600000, NULL},
   [SA_OPT_SNAPSHOT_BLOCKS]      = {"SNAPSHOT_BLOCKS", KIND_COUNT, 1 << 20, 1 << 26, NULL},
   [SA_OPT_HEAPS]                = {"HEAPS", KIND_COUNT, 0, 64, NULL},
+  [SA_OPT_LARGE_THRESHOLD]      = {"LARGE_THRESHOLD", KIND_SIZE, 32 << 10, (size_t)63 << 30, NULL},
   [SA_OPT_CACHE_SIZE]           = {"CACHE_SIZE", KIND_SIZE, 16 << 10, 1 << 20, NULL},
   [SA_OPT_CACHE_LIMIT]          = {"CACHE_LIMIT", KIND_SIZE, 32 << 20, (size_t)16 << 30, NULL},
   [SA_OPT_SITES]                = {"SITES", KIND_WORD, 0, 2, sites_modes},

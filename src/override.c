@@ -79,6 +79,15 @@ SA_API void *calloc(size_t count, size_t size) {
   return p ? memset(p, 0, n) : NULL;
 }
 
+/* A block that grows to the size of a large block leaves its thread's heap
+ * for the large blocks' heap, and one that shrinks to half of that leaves
+ * the large blocks' heap (process.h): a move, not a resize in place. */
+static int crosses(const sa_heap *h, size_t n) {
+  size_t large = sa_arena_g.large_min;
+  if (!__atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED)) return 0;
+  return sa_is_large_heap(h) ? n < large / 2 : n >= large;
+}
+
 SA_API void *realloc(void *p, size_t n) {
   sa_count(SA_CALL_REALLOC);
   sa_check_tick();
@@ -106,7 +115,7 @@ SA_API void *realloc(void *p, size_t n) {
     site = sa_site_get(p, size, "realloc");
     errno = saved;
   }
-  int done = sa_heap_resize_in_place(h, p, n <= PTRDIFF_MAX ? n + room : n);
+  int done = crosses(h, n) ? 0 : sa_heap_resize_in_place(h, p, n <= PTRDIFF_MAX ? n + room : n);
   if (done < 0) {
     errno = EINVAL;
     return NULL;

@@ -3,8 +3,9 @@
  *
  * One arena is reserved with a single mmap (SIMALLOC_ARENA_SIZE, halved
  * until the kernel agrees, so a small RLIMIT_AS still works) and cut into
- * SIMALLOC_HEAPS power-of-two slices, one heap each, all sharing one header
- * key.  Pages cost nothing until a heap writes them. */
+ * power-of-two slices, one heap each, all sharing one header key: the
+ * SIMALLOC_HEAPS heaps of the threads, and one for large blocks (process.h).
+ * Pages cost nothing until a heap writes them. */
 #include "process.h"
 
 #include <pthread.h>
@@ -20,6 +21,7 @@
 
 #define SA_API __attribute__((visibility("default")))
 #define MIN_SLICE ((size_t)64 << 20)
+#define LARGE_MIN ((size_t)4 << 10)  /* above what the thread caches hold */
 
 sa_arena sa_arena_g;
 int sa_state;
@@ -75,7 +77,7 @@ static void after_fork_child(void) {
 }
 
 
-/* Sets up heap i, the next one (i == nheaps). */
+/* Sets up heap i. */
 static int set_up_heap(int i) {
   sa_arena *a = &sa_arena_g;
   sa_heap *h = &a->heaps[i];
@@ -85,20 +87,25 @@ static int set_up_heap(int i) {
   h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
   h->retain = sa_option(SA_OPT_RETAIN);
   h->decay = sa_option(SA_OPT_DECAY);
-  __atomic_store_n(&a->nheaps, i + 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&a->up[i], 1, __ATOMIC_RELEASE);
+  if (i >= a->nheaps) __atomic_store_n(&a->nheaps, i + 1, __ATOMIC_RELEASE);
   return 0;
 }
 
+/* Sets up heap i and the threads' heaps below it (the large blocks' heap
+ * only when it is asked for). */
 __attribute__((cold, noinline)) static void grow(int i) {
+  sa_arena *a = &sa_arena_g;
   sa_lock_acquire(&growth_lock);
-  while (sa_arena_g.nheaps <= i && set_up_heap(sa_arena_g.nheaps) == 0) {
-  }
+  for (int k = 0; k <= i; k++)
+    if (!a->up[k] && (k == i || !(a->large_min && k == SA_LARGE_HEAP)) && set_up_heap(k) != 0)
+      break;
   sa_lock_release(&growth_lock);
 }
 
 sa_heap *sa_process_heap(int i) {
-  if (i >= sa_process_heaps()) grow(i);
-  return &sa_arena_g.heaps[i < sa_process_heaps() ? i : 0];
+  if (!sa_process_heap_up(i)) grow(i);
+  return &sa_arena_g.heaps[sa_process_heap_up(i) ? i : 0];
 }
 
 static int reserve(void) {
@@ -109,15 +116,21 @@ static int reserve(void) {
     size = (size / 2) & ~(size_t)4095;
     if (size < ((size_t)1 << 20)) return -1;
   }
-  int n = (int)sa_option(SA_OPT_HEAPS);
-  if (n <= 0) n = sa_os_cpu_count();
+  int spread = (int)sa_option(SA_OPT_HEAPS);
+  if (spread <= 0) spread = sa_os_cpu_count();
+  size_t large = sa_option(SA_OPT_LARGE_THRESHOLD);
+  if (large && large < LARGE_MIN) large = LARGE_MIN;
+  int n = spread + (large != 0);
   if (n > SA_MAX_HEAPS) n = SA_MAX_HEAPS;
   while (n > 1 && size / (size_t)n < MIN_SLICE) n--;
+  if (n == 1) large = 0;  /* no room for a heap of its own */
   unsigned shift = 63 - (unsigned)__builtin_clzll(size / (size_t)n);
   a->base = (uintptr_t)mem;
   a->size = size;
   a->shift = shift;
   a->slices = n;
+  a->spread = n - (large != 0);
+  a->large_min = large;
   a->span = (size_t)n << shift;
   a->key = sa_os_random64();
   return set_up_heap(0);
@@ -152,9 +165,17 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
   return s == SA_READY ? 0 : -1;
 }
 
+int sa_process_open_large(size_t n) {
+  static size_t asked;
+  if (__atomic_add_fetch(&asked, n, __ATOMIC_RELAXED) < SA_LARGE_OPENING) return 0;
+  __atomic_store_n(&sa_arena_g.large_open, 1, __ATOMIC_RELAXED);
+  return 1;
+}
+
 sa_heap *sa_process_pick_heap(void) {
-  unsigned i = __atomic_fetch_add(&next_heap, 1, __ATOMIC_RELAXED);
-  return sa_process_heap((int)(i % (unsigned)sa_arena_g.slices));
+  unsigned i = __atomic_fetch_add(&next_heap, 1, __ATOMIC_RELAXED) % (unsigned)sa_arena_g.spread;
+  /* Past heap 0, skip the large blocks' heap. */
+  return sa_process_heap((int)i + (i > 0 && sa_arena_g.large_min ? 1 : 0));
 }
 
 /* Fills *s; returns how many heaps it summed. */
@@ -162,9 +183,11 @@ static int fill_stats(struct simalloc_stats *s) {
   sa_arena *a = &sa_arena_g;
   *s = (struct simalloc_stats){0};
   s->arena_size = a->size;
-  int n = sa_process_heaps();
-  for (int i = 0; i < n; i++) {
+  int n = 0;
+  for (int i = 0, top = sa_process_heaps(); i < top; i++) {
+    if (!sa_process_heap_up(i)) continue;
     sa_heap *h = &a->heaps[i];
+    n++;
     sa_lock_acquire(&h->lock);
     s->arena_touched += h->reached - h->start;
     s->used_bytes += h->st.used_bytes;
@@ -238,6 +261,7 @@ SA_API int simalloc_get_stats(struct simalloc_stats *out) {
 /* Verifies every heap; on the first failure writes one line and returns -1. */
 static int check_all(void) {
   for (int i = 0, n = sa_process_heaps(); i < n; i++) {
+    if (!sa_process_heap_up(i)) continue;
     sa_heap_report r = sa_heap_check(&sa_arena_g.heaps[i]);
     if (r.ok) continue;
     char buf[256];

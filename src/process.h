@@ -1,9 +1,11 @@
 /* process.h - the process's arena and its heaps.
  *
- * One arena is reserved at start-up and cut into SIMALLOC_HEAPS equal,
- * power-of-two slices, each a first-fit heap with its own lock.  Threads
- * are spread over the heaps; the heap that owns a pointer is found from its
- * address alone.  A heap is set up when a thread is first given it (or a
+ * One arena is reserved at start-up and cut into equal, power-of-two
+ * slices, each a first-fit heap with its own lock: SIMALLOC_HEAPS heaps
+ * that threads are spread over, and heap SA_LARGE_HEAP for the requests of
+ * at least SIMALLOC_LARGE_THRESHOLD bytes of every thread, so that small
+ * blocks never split the holes large ones leave (growing buffers, above
+ * all).  The heap that owns a pointer is found from its address alone.  A heap is set up when a thread is first given it (or a
  * full heap sends an allocation on to it): a process that never runs more
  * than one thread touches the pages of one heap only.  Everything comes up
  * lazily on the first call of any entry point (which may come before our
@@ -27,8 +29,12 @@ typedef struct sa_arena {
   size_t span;         /* bytes covered by heaps: slices << shift */
   unsigned shift;      /* log2 of a heap's slice */
   int slices;          /* heaps there may be */
-  int nheaps;          /* heaps set up so far: heaps[0 .. nheaps) */
+  int spread;          /* of which threads are spread over this many */
+  size_t large_min;    /* requests this large go to heap SA_LARGE_HEAP; 0: none do */
+  int large_open;      /* ... once this is set (sa_process_large) */
+  int nheaps;          /* one past the highest heap set up so far */
   uint64_t key;        /* the header key shared by all heaps */
+  uint8_t up[SA_MAX_HEAPS];  /* heap i is set up */
   sa_heap heaps[SA_MAX_HEAPS];
 } sa_arena;
 
@@ -55,9 +61,30 @@ static inline sa_heap *sa_heap_of(const void *p) {
 /* A heap for a new thread, round robin. */
 sa_heap *sa_process_pick_heap(void);
 
-/* The heaps set up so far (heaps[0 .. n)); their number only grows. */
+/* The heap for large blocks, when there is one (large_min != 0): the second
+ * slice, so that setting it up sets up no other heap.  It opens once the
+ * process has asked for SA_LARGE_OPENING bytes in large requests: a
+ * program with a few large blocks keeps them among its small ones, where
+ * their space is reused for anything, rather than pay for a heap of their
+ * own. */
+#define SA_LARGE_HEAP 1
+#define SA_LARGE_OPENING ((size_t)4 << 20)
+int sa_process_open_large(size_t n);  /* counts n; 1 once open */
+static inline int sa_process_large(size_t n) {
+  return sa_arena_g.large_min && n >= sa_arena_g.large_min &&
+         (__atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED) || sa_process_open_large(n));
+}
+static inline int sa_is_large_heap(const sa_heap *h) {
+  return sa_arena_g.large_min && h == &sa_arena_g.heaps[SA_LARGE_HEAP];
+}
+
+/* One past the highest heap set up so far; it only grows.  Below it, the
+ * large blocks' heap may not be set up (sa_process_heap_up). */
 static inline int sa_process_heaps(void) {
   return __atomic_load_n(&sa_arena_g.nheaps, __ATOMIC_ACQUIRE);
+}
+static inline int sa_process_heap_up(int i) {
+  return __atomic_load_n(&sa_arena_g.up[i], __ATOMIC_ACQUIRE);
 }
 
 /* Heap i (< slices), set up first if it is not yet. */

@@ -236,9 +236,10 @@ static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
   for (int round = 0; round < 2; round++) {
     void *p = alloc_from(own, n, align, zero);
     /* A heap not set up yet is set up for a request that can fit it. */
-    int heaps = n < ((size_t)1 << sa_arena_g.shift) ? sa_arena_g.slices : sa_process_heaps();
-    for (int i = 0; !p && i < heaps; i++)
-      if (&sa_arena_g.heaps[i] != own) p = alloc_from(sa_process_heap(i), n, align, zero);
+    int fits = n < ((size_t)1 << sa_arena_g.shift);
+    for (int i = 0; !p && i < sa_arena_g.slices; i++)
+      if (&sa_arena_g.heaps[i] != own && (fits || sa_process_heap_up(i)))
+        p = alloc_from(sa_process_heap(i), n, align, zero);
     if (p || round || sa_tc.bytes == 0) return p;
     sa_tc_flush_all(&sa_tc);
     account(&sa_tc);
@@ -289,10 +290,16 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
   return p ? p : alloc_anywhere(h, n, 0, 0);
 }
 
+/* The heap to serve n bytes from first: large requests have one of their
+ * own (process.h). */
+static inline sa_heap *heap_for(sa_tcache *tc, size_t n) {
+  return sa_process_large(n) ? sa_process_heap(SA_LARGE_HEAP) : tc->heap;
+}
+
 /* n bytes (aligned to align if it is not 0, zeroed if zero), not counted
  * towards the next sample. */
 static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
-  if (align || zero || n > SA_TC_MAX_REQ) return alloc_anywhere(tc->heap, n, align, zero);
+  if (align || zero || n > SA_TC_MAX_REQ) return alloc_anywhere(heap_for(tc, n), n, align, zero);
   size_t c = sa_tc_class(blk_size_for(n));
   if (tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
   void *p = sa_tc_pop(tc, c);
@@ -343,7 +350,7 @@ void *sa_tc_aligned(size_t align, size_t n) {
   }
   sa_tcache *tc = current();
   if (chosen(tc, n)) return sampled(tc, n, align, 0);
-  return alloc_anywhere(tc->heap, n, align, 0);
+  return alloc_anywhere(heap_for(tc, n), n, align, 0);
 }
 
 void *sa_tc_calloc_large(size_t n);
@@ -354,7 +361,7 @@ void *sa_tc_calloc_large(size_t n) {
   }
   sa_tcache *tc = current();
   if (chosen(tc, n)) return sampled(tc, n, 0, 1);
-  return alloc_anywhere(tc->heap, n, 0, 1);
+  return alloc_anywhere(heap_for(tc, n), n, 0, 1);
 }
 
 /* sa_tc_free_slow; moved: p is the block realloc moved away from. */
@@ -377,8 +384,10 @@ static void free_slow(void *p, uint64_t hd, int moved) {
     make_room(tc, c);
     push(tc, p, c);
     if (full) account(tc);
-  } else if (sound && h != tc->heap) {
-    /* A large block of another heap: leave it on that heap's remote list. */
+  } else if (sound && h != tc->heap && !sa_is_large_heap(h)) {
+    /* A large block of another thread's heap: leave it on that heap's
+     * remote list.  The large blocks' heap, which no thread owns, takes
+     * its blocks back at once. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
     sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, 1, head_size(hd));
   } else if (moved) {
@@ -393,7 +402,8 @@ void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
 
 void sa_tc_free_moved(void *p) {
   uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
-  if (sa_tc_class(head_size(hd)) < SA_TC_CLASSES || sa_heap_of(p) != sa_tc.heap)
+  sa_heap *h = sa_heap_of(p);
+  if (sa_tc_class(head_size(hd)) < SA_TC_CLASSES || (h != sa_tc.heap && !sa_is_large_heap(h)))
     sa_tc_free(p);
   else
     free_slow(p, hd, 1);

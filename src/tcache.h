@@ -52,8 +52,8 @@ extern uint64_t sa_tc_key;  /* the arena's header key */
 void *sa_tc_malloc_slow(size_t n);
 void sa_tc_free_slow(void *p, uint64_t head);
 /* Frees the block realloc moved away from: a block too large for the cache
- * goes straight back to this thread's heap (sa_heap_free_moved); other
- * blocks as sa_tc_free. */
+ * goes straight back to this thread's heap or to the large blocks' heap
+ * (sa_heap_free_moved); other blocks as sa_tc_free. */
 void sa_tc_free_moved(void *p);
 /* Flushes this thread's cache, or (fork) another, dead thread's. */
 void sa_tc_flush_all(sa_tcache *tc);

@@ -82,9 +82,11 @@ static long heaps_in(const char *text) {
   return -1;
 }
 
-/* A heap is set up when a thread first gets it: one thread, one heap. */
+/* A heap is set up when a thread first gets it: one thread, one heap.
+ * (Without the large blocks' heap, which the helper's large blocks would
+ * open: see the next test.) */
 Test(stats, heaps_are_set_up_as_threads_come) {
-  const char *env[] = {"SIMALLOC_STATS=1", "SIMALLOC_HEAPS=4", NULL};
+  const char *env[] = {"SIMALLOC_STATS=1", "SIMALLOC_HEAPS=4", "SIMALLOC_LARGE_THRESHOLD=0", NULL};
   const char *one[] = {"api", "stats", NULL};
   it_result r = it_helper(one, env, IT_PRELOAD);
   it_assert_ok(&r, "api stats");
@@ -94,6 +96,30 @@ Test(stats, heaps_are_set_up_as_threads_come) {
   r = it_helper(three, env, IT_PRELOAD);
   it_assert_ok(&r, "churn");
   cr_expect_eq(heaps_in(r.err), 3, "three threads:\n%s", r.err);
+  it_result_free(&r);
+}
+
+/* Large blocks get a heap of their own once the process has asked for
+ * 4 MiB of them; a few stay in the thread's heap; a threshold of 0 keeps
+ * them all there.  A buffer that realloc moves in and out of that heap
+ * keeps its bytes (the helper checks them). */
+Test(stats, large_blocks_get_a_heap_of_their_own_in_quantity) {
+  const char *env[] = {"SIMALLOC_STATS=1", "SIMALLOC_HEAPS=1", NULL};
+  const char *few[] = {"api", "large-few", NULL};
+  it_result r = it_helper(few, env, IT_PRELOAD);
+  it_assert_ok(&r, "api large-few");
+  cr_expect_eq(heaps_in(r.err), 1, "a few large blocks:\n%s", r.err);
+  it_result_free(&r);
+  const char *many[] = {"api", "large-many", NULL};
+  r = it_helper(many, env, IT_PRELOAD);
+  it_assert_ok(&r, "api large-many");
+  cr_expect_eq(it_value(r.out, "steps"), 20, "%s", r.out);
+  cr_expect_eq(heaps_in(r.err), 2, "16 MiB of large blocks:\n%s", r.err);
+  it_result_free(&r);
+  const char *off[] = {"SIMALLOC_STATS=1", "SIMALLOC_HEAPS=1", "SIMALLOC_LARGE_THRESHOLD=0", NULL};
+  r = it_helper(many, off, IT_PRELOAD);
+  it_assert_ok(&r, "api large-many, threshold 0");
+  cr_expect_eq(heaps_in(r.err), 1, "threshold 0:\n%s", r.err);
   it_result_free(&r);
 }
 

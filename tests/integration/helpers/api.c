@@ -474,8 +474,9 @@ static int cmd_exhaust(int argc, char **argv) {
     CHECK(*(size_t *)v[i] == i, "block %zu damaged", i);
     free(v[i]);
   }
-  void *big = malloc(n * bs / 2);
-  CHECK(big != NULL, "no %zu byte block after freeing everything", n * bs / 2);
+  /* A quarter: one heap holds at most a slice of the arena (process.h). */
+  void *big = malloc(n * bs / 4);
+  CHECK(big != NULL, "no %zu byte block after freeing everything", n * bs / 4);
   free(big);
   size_t again = 0;
   while (again < n && (v[again] = malloc(bs)) != NULL)
@@ -545,6 +546,54 @@ static int cmd_one_each(void) {
   return 0;
 }
 
+/* Large blocks (SIMALLOC_LARGE_THRESHOLD, 32K by default): a few of them,
+ * 256 KiB in all, and the first a process asks for... */
+static int cmd_large_few(void) {
+  void *p[4];
+  for (int i = 0; i < 4; i++) {
+    p[i] = malloc(64 << 10);
+    CHECK(p[i], "malloc(64K)");
+    memset(p[i], i, 64 << 10);
+  }
+  for (int i = 0; i < 4; i++) free(p[i]);
+  printf("large=4\n");
+  return 0;
+}
+
+/* ... and many, 16 MiB asked for; then a buffer that grows from 1000 bytes
+ * to 1 MiB and shrinks back, into the large blocks' size and out of it,
+ * keeps its bytes at every step. */
+static int cmd_large_many(void) {
+  for (int i = 0; i < 256; i++) {
+    void *q = malloc(64 << 10);
+    CHECK(q, "malloc(64K)");
+    memset(q, 1, 64 << 10);
+    free(q);
+  }
+  size_t n = 1000;
+  unsigned char *p = malloc(n);
+  CHECK(p, "malloc(1000)");
+  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 7);
+  int steps = 0;
+  for (int grow = 1; grow >= 0; grow--) {
+    for (;;) {
+      size_t m = grow ? n * 2 : n / 2;
+      if (grow ? m > (1 << 20) : m < 1000) break;
+      p = realloc(p, m);
+      CHECK(p, "realloc(%zu)", m);
+      size_t keep = m < n ? m : n;
+      for (size_t i = 0; i < keep; i++)
+        CHECK(p[i] == (unsigned char)(i * 7), "byte %zu lost in realloc to %zu", i, m);
+      for (size_t i = keep; i < m; i++) p[i] = (unsigned char)(i * 7);
+      n = m;
+      steps++;
+    }
+  }
+  free(p);
+  printf("large=256 steps=%d\n", steps);
+  return 0;
+}
+
 struct command {
   const char *name;
   int (*fn)(void);
@@ -572,6 +621,8 @@ static const struct command commands[] = {
   {"stats", cmd_stats},
   {"bursts", cmd_bursts},
   {"one-each", cmd_one_each},
+  {"large-few", cmd_large_few},
+  {"large-many", cmd_large_many},
 };
 
 int main(int argc, char **argv) {
