@@ -391,9 +391,10 @@ static void realloc_trim(sa_heap *h) {
   if (h->st.used_bytes + h->dirty > cap) purge_oldest(h, cap - h->st.used_bytes);
 }
 
-/* Frees used block b and merges it with its free neighbours.  If a
- * neighbour is damaged, reports it and (warn mode) leaves b as it was. */
-static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call) {
+/* Frees used block b and merges it with its free neighbours; returns the
+ * merged block.  If a neighbour is damaged, reports it and (warn mode)
+ * leaves b as it was: returns 0. */
+static uintptr_t free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call) {
   uint64_t hd = head(b);
   size_t size = head_size(hd), total = size;
   int left = !(hd & SA_PREV_USED);
@@ -403,9 +404,9 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
   if (left) {
     size_t ls = *blk_foot_of_prev(b);
     m = b - ls;
-    if (ls > b - h->start || !(lh = checked_free(h, m, ls, p, call))) return;
+    if (ls > b - h->start || !(lh = checked_free(h, m, ls, p, call))) return 0;
   }
-  if (right && !checked_free(h, r, 0, p, call)) return;
+  if (right && !checked_free(h, r, 0, p, call)) return 0;
 
   h->st.used_bytes -= size;
   h->st.used_blocks--;
@@ -449,6 +450,7 @@ static void free_locked(sa_heap *h, uintptr_t b, const void *p, const char *call
     set_dirt(h, m, res, now);
     maybe_purge(h);
   }
+  return m;
 }
 
 /* Resizes used block b to need bytes without moving it; 1 on success. */
@@ -563,19 +565,24 @@ void *sa_heap_alloc_aligned(sa_heap *h, size_t align, size_t n) {
 }
 
 /* Frees the block at p under the lock; trims after a realloc's move. */
-static void free_one(sa_heap *h, void *p, const char *call, int moved) {
+static void free_one(sa_heap *h, void *p, const char *call, int moved, int give_back) {
   sa_lock_acquire(&h->lock);
-  uintptr_t b = checked_used(h, p, call);
+  uintptr_t b = checked_used(h, p, call), m;
   if (b) {
-    free_locked(h, b, p, call);
+    m = free_locked(h, b, p, call);
+    if (m && give_back) purge_block(h, m);
     if (moved) realloc_trim(h);
   }
   sa_lock_release(&h->lock);
 }
 
-void sa_heap_free(sa_heap *h, void *p, const char *call) { free_one(h, p, call, 0); }
+void sa_heap_free(sa_heap *h, void *p, const char *call) { free_one(h, p, call, 0, 0); }
 
-void sa_heap_free_moved(sa_heap *h, void *p) { free_one(h, p, "realloc", 1); }
+void sa_heap_free_moved(sa_heap *h, void *p) { free_one(h, p, "realloc", 1, 0); }
+
+void sa_heap_free_giving_back(sa_heap *h, void *p, int moved) {
+  free_one(h, p, moved ? "realloc" : "free", moved, 1);
+}
 
 int sa_heap_resize_in_place(sa_heap *h, void *p, size_t n) {
   sa_lock_acquire(&h->lock);

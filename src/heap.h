@@ -150,6 +150,10 @@ static inline size_t sa_remote_list(size_t block_size) {
 /* Frees the block at p, whose contents realloc has moved elsewhere, and
  * keeps the heap's resident memory in bounds (heap.c, realloc_trim). */
 void sa_heap_free_moved(sa_heap *h, void *p);
+/* Frees the block at p (moved: as sa_heap_free_moved) and gives back the
+ * pages of the hole it leaves at once: for a block of a size this heap no
+ * longer serves, whose hole would otherwise stay resident unused. */
+void sa_heap_free_giving_back(sa_heap *h, void *p, int moved);
 
 /* Resizes the block at p in place if possible: 1 if done, 0 if not
  * possible, -1 if p is not a live block (reported, see sa_bad_ptr).

@@ -115,7 +115,11 @@ SA_API void *realloc(void *p, size_t n) {
     site = sa_site_get(p, size, "realloc");
     errno = saved;
   }
-  int done = crosses(h, n) ? 0 : sa_heap_resize_in_place(h, p, n <= PTRDIFF_MAX ? n + room : n);
+  int done;
+  if (crosses(h, n))
+    done = sa_heap_usable(h, p, "realloc") ? 0 : -1;  /* a move: only p is checked */
+  else
+    done = sa_heap_resize_in_place(h, p, n <= PTRDIFF_MAX ? n + room : n);
   if (done < 0) {
     errno = EINVAL;
     return NULL;

@@ -364,6 +364,14 @@ void *sa_tc_calloc_large(size_t n) {
   return alloc_anywhere(heap_for(tc, n), n, 0, 1);
 }
 
+/* A large block in a thread's heap once large blocks have a heap of their
+ * own (one from before it opened): only small requests come here to reuse
+ * its hole, so its pages go back when it is freed. */
+static inline int stray(const sa_heap *h, size_t size) {
+  return __atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED) && !sa_is_large_heap(h) &&
+         size >= sa_arena_g.large_min;
+}
+
 /* sa_tc_free_slow; moved: p is the block realloc moved away from. */
 static void free_slow(void *p, uint64_t hd, int moved) {
   int saved = errno;
@@ -390,6 +398,8 @@ static void free_slow(void *p, uint64_t hd, int moved) {
      * its blocks back at once. */
     *blk_tag_ptr(p) = blk_cache_tag(a, sa_tc_key);
     sa_heap_remote_push(h, sa_remote_list(head_size(hd)), p, p, 1, head_size(hd));
+  } else if (stray(h, head_size(hd))) {
+    sa_heap_free_giving_back(h, p, moved);
   } else if (moved) {
     sa_heap_free_moved(h, p);    /* also reports what is wrong if not sound */
   } else {

@@ -586,6 +586,26 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
 }
 
 
+Test(heap, a_block_freed_giving_back_leaves_no_resident_hole) {
+  size_t size = 8 << 20;
+  sa_heap h;
+  paged_heap(&h, size, 64 * 1024, 4 << 20);  /* would keep it warm otherwise */
+  unsigned char *a = sa_heap_alloc(&h, 600 << 10), *guard = sa_heap_alloc(&h, 16);
+  unsigned char *b = sa_heap_alloc(&h, 40 << 10), *guard2 = sa_heap_alloc(&h, 16);
+  memset(a, 0x77, 600 << 10);
+  memset(b, 0x77, 40 << 10);
+  sa_heap_free(&h, a, "free");
+  cr_assert_eq(a[300 << 10], 0x77, "a plain free keeps the pages");
+  sa_heap_free_giving_back(&h, b, 0);
+  cr_assert_eq(b[20 << 10], 0, "the pages went back, though the block is below the threshold");
+  cr_assert(blk_head((uintptr_t)b - SA_PAYLOAD) & SA_CLEAN, "the hole knows it reads as zero");
+  cr_assert_eq(h.dirty, blk_size_for(600 << 10), "only a's bytes count as dirty");
+  cr_assert(sa_heap_check(&h).ok);
+  (void)guard;
+  (void)guard2;
+  munmap((void *)h.start, size);
+}
+
 /* The most used and dirty bytes realloc leaves a heap with (heap.c). */
 static size_t realloc_bound(const sa_heap *h) {
   return h->retain + h->st.peak_used + h->st.peak_used / 2;
