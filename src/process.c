@@ -178,16 +178,21 @@ sa_heap *sa_process_pick_heap(void) {
   return sa_process_heap((int)i + (i > 0 && sa_arena_g.large_min ? 1 : 0));
 }
 
+int sa_process_heap_list(sa_heap *out[SA_MAX_HEAPS]) {
+  int n = 0;
+  for (int i = 0, top = sa_process_heaps(); i < top; i++)
+    if (sa_process_heap_up(i)) out[n++] = &sa_arena_g.heaps[i];
+  return n;
+}
+
 /* Fills *s; returns how many heaps it summed. */
 static int fill_stats(struct simalloc_stats *s) {
-  sa_arena *a = &sa_arena_g;
   *s = (struct simalloc_stats){0};
-  s->arena_size = a->size;
-  int n = 0;
-  for (int i = 0, top = sa_process_heaps(); i < top; i++) {
-    if (!sa_process_heap_up(i)) continue;
-    sa_heap *h = &a->heaps[i];
-    n++;
+  s->arena_size = sa_arena_g.size;
+  sa_heap *heaps[SA_MAX_HEAPS];
+  int n = sa_process_heap_list(heaps);
+  for (int i = 0; i < n; i++) {
+    sa_heap *h = heaps[i];
     sa_lock_acquire(&h->lock);
     s->arena_touched += h->reached - h->start;
     s->used_bytes += h->st.used_bytes;
@@ -260,9 +265,9 @@ SA_API int simalloc_get_stats(struct simalloc_stats *out) {
 
 /* Verifies every heap; on the first failure writes one line and returns -1. */
 static int check_all(void) {
-  for (int i = 0, n = sa_process_heaps(); i < n; i++) {
-    if (!sa_process_heap_up(i)) continue;
-    sa_heap_report r = sa_heap_check(&sa_arena_g.heaps[i]);
+  sa_heap *heaps[SA_MAX_HEAPS];
+  for (int i = 0, n = sa_process_heap_list(heaps); i < n; i++) {
+    sa_heap_report r = sa_heap_check(heaps[i]);
     if (r.ok) continue;
     char buf[256];
     sa_fmt f = SA_FMT_INIT(buf);

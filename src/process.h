@@ -86,6 +86,8 @@ static inline int sa_process_heaps(void) {
 static inline int sa_process_heap_up(int i) {
   return __atomic_load_n(&sa_arena_g.up[i], __ATOMIC_ACQUIRE);
 }
+/* The heaps set up so far, in address order, into out; returns how many. */
+int sa_process_heap_list(sa_heap *out[SA_MAX_HEAPS]);
 
 /* Heap i (< slices), set up first if it is not yet. */
 sa_heap *sa_process_heap(int i);

@@ -53,9 +53,7 @@ static void add_history(simalloc_snap_header *seg) {
 static void publish(simalloc_snap_header *seg) {
   sa_arena *a = &sa_arena_g;
   sa_heap *heaps[SA_MAX_HEAPS];
-  int n = 0;
-  for (int i = 0, top = sa_process_heaps(); i < top; i++)
-    if (sa_process_heap_up(i)) heaps[n++] = &a->heaps[i];
+  int n = sa_process_heap_list(heaps);
   __atomic_store_n(&seg->seq, seg->seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   sa_snap_fill_process(seg, heaps, n, a->base, a->size);
