@@ -84,7 +84,7 @@ SA_API void *calloc(size_t count, size_t size) {
  * the large blocks' heap (process.h): a move, not a resize in place. */
 static int crosses(const sa_heap *h, size_t n) {
   size_t large = sa_arena_g.large_min;
-  if (!__atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED)) return 0;
+  if (!sa_process_large_open()) return 0;
   return sa_is_large_heap(h) ? n < large / 2 : n >= large;
 }
 

@@ -98,7 +98,7 @@ __attribute__((cold, noinline)) static void grow(int i) {
   sa_arena *a = &sa_arena_g;
   sa_lock_acquire(&growth_lock);
   for (int k = 0; k <= i; k++)
-    if (!a->up[k] && (k == i || !(a->large_min && k == SA_LARGE_HEAP)) && set_up_heap(k) != 0)
+    if (!a->up[k] && (k == i || !sa_is_large_heap(&a->heaps[k])) && set_up_heap(k) != 0)
       break;
   sa_lock_release(&growth_lock);
 }

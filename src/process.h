@@ -5,11 +5,12 @@
  * that threads are spread over, and heap SA_LARGE_HEAP for the requests of
  * at least SIMALLOC_LARGE_THRESHOLD bytes of every thread, so that small
  * blocks never split the holes large ones leave (growing buffers, above
- * all).  The heap that owns a pointer is found from its address alone.  A heap is set up when a thread is first given it (or a
- * full heap sends an allocation on to it): a process that never runs more
- * than one thread touches the pages of one heap only.  Everything comes up
- * lazily on the first call of any entry point (which may come before our
- * constructor runs), once, whatever the number of threads racing into it.
+ * all).  The heap that owns a pointer is found from its address alone.  A
+ * heap is set up when a thread is first given it (or a full heap sends an
+ * allocation on to it): a process that never runs more than one thread
+ * touches the pages of one heap only.  Everything comes up lazily on the
+ * first call of any entry point (which may come before our constructor
+ * runs), once, whatever the number of threads racing into it.
  */
 #ifndef SA_PROCESS_H
 #define SA_PROCESS_H
@@ -70,9 +71,13 @@ sa_heap *sa_process_pick_heap(void);
 #define SA_LARGE_HEAP 1
 #define SA_LARGE_OPENING ((size_t)4 << 20)
 int sa_process_open_large(size_t n);  /* counts n; 1 once open */
+static inline int sa_process_large_open(void) {
+  return __atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED);
+}
+/* Whether a request of n bytes goes to the large blocks' heap. */
 static inline int sa_process_large(size_t n) {
   return sa_arena_g.large_min && n >= sa_arena_g.large_min &&
-         (__atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED) || sa_process_open_large(n));
+         (sa_process_large_open() || sa_process_open_large(n));
 }
 static inline int sa_is_large_heap(const sa_heap *h) {
   return sa_arena_g.large_min && h == &sa_arena_g.heaps[SA_LARGE_HEAP];

@@ -368,8 +368,7 @@ void *sa_tc_calloc_large(size_t n) {
  * own (one from before it opened): only small requests come here to reuse
  * its hole, so its pages go back when it is freed. */
 static inline int stray(const sa_heap *h, size_t size) {
-  return __atomic_load_n(&sa_arena_g.large_open, __ATOMIC_RELAXED) && !sa_is_large_heap(h) &&
-         size >= sa_arena_g.large_min;
+  return sa_process_large_open() && !sa_is_large_heap(h) && size >= sa_arena_g.large_min;
 }
 
 /* sa_tc_free_slow; moved: p is the block realloc moved away from. */
