@@ -296,6 +296,19 @@ static inline sa_heap *heap_for(sa_tcache *tc, size_t n) {
   return sa_process_large(n) ? sa_process_heap(SA_LARGE_HEAP) : tc->heap;
 }
 
+/* A block for list c, which is empty, from the next lists up, of blocks
+ * up to a quarter larger (one class at least), or NULL.  The lists of
+ * neighbouring sizes so share their blocks: a thread that frees blocks of
+ * other sizes than it allocates, as most do, keeps fewer of them cached
+ * for the same number of trips to the heap. */
+static inline void *borrow(sa_tcache *tc, size_t c) {
+  size_t most = c + (c / 4 > 1 ? c / 4 : 1);
+  if (most > SA_TC_CLASSES - 1) most = SA_TC_CLASSES - 1;
+  for (size_t k = c + 1; k <= most; k++)
+    if (tc->count[k]) return sa_tc_pop(tc, k);
+  return NULL;
+}
+
 /* n bytes (aligned to align if it is not 0, zeroed if zero), not counted
  * towards the next sample. */
 static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
@@ -303,6 +316,7 @@ static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero)
   size_t c = sa_tc_class(blk_size_for(n));
   if (tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
   void *p = sa_tc_pop(tc, c);
+  if (!p) p = borrow(tc, c);
   return p ? p : refill(tc, n, c);
 }
 
@@ -331,7 +345,7 @@ static inline int chosen(sa_tcache *tc, size_t n) {
   return n <= PTRDIFF_MAX && !sa_tc_unsampled(tc, blk_size_for(n));
 }
 
-void *sa_tc_malloc_slow(size_t n) {
+static __attribute__((noinline)) void *malloc_slower(size_t n) {
   if (!sa_process_ready()) {
     errno = ENOMEM;
     return NULL;
@@ -340,6 +354,23 @@ void *sa_tc_malloc_slow(size_t n) {
   if (__builtin_expect(sa_snapshot_pending, 0)) sa_snapshot_poll();
   if (chosen(tc, n)) return sampled(tc, n, 0, 0);
   return alloc_plain(tc, n, 0, 0);
+}
+
+/* The fast path found list c empty (or a sample due): a block borrowed
+ * from the next lists up is the common case, and costs a few loads. */
+void *sa_tc_malloc_slow(size_t n) {
+  if (n <= SA_TC_MAX_REQ) {
+    sa_tcache *tc = &sa_tc;
+    size_t s = blk_size_for(n), c = sa_tc_class(s);
+    if (!tc->bin[c] && tc->sample_left >= (int64_t)s) {
+      void *p = borrow(tc, c);
+      if (p) {
+        tc->sample_left -= (int64_t)s;
+        return p;
+      }
+    }
+  }
+  return malloc_slower(n);
 }
 
 void *sa_tc_aligned(size_t align, size_t n);

@@ -70,6 +70,22 @@ Test(api, failed_realloc_beyond_arena_keeps_block) {
   it_result_free(&r);
 }
 
+/* An empty cache list takes a block from the next lists up, at most a
+ * quarter larger; with the caches off, the heap's first fit serves both
+ * requests from the freed block's hole. */
+Test(api, an_empty_cache_list_borrows_a_slightly_larger_block) {
+  it_result r = api("borrow", NULL, NULL);
+  cr_expect_eq(it_value(r.out, "borrowed"), 1, "900 bytes not served by the cached 1008: %s", r.out);
+  cr_expect_eq(it_value(r.out, "usable"), 1000, "the borrowed block's usable size: %s", r.out);
+  cr_expect_eq(it_value(r.out, "far"), 0, "600 bytes served by the cached 1008: %s", r.out);
+  it_result_free(&r);
+  const char *off[] = {"SIMALLOC_CACHE_SIZE=0", NULL};
+  r = api("borrow", NULL, off);
+  cr_expect_eq(it_value(r.out, "borrowed"), 1, "caches off: %s", r.out);
+  cr_expect_eq(it_value(r.out, "far"), 1, "caches off: %s", r.out);
+  it_result_free(&r);
+}
+
 Test(api, helper_rejects_unknown_command) {
   const char *argv[] = {"api", "no-such-command", NULL};
   it_result r = it_helper(argv, NULL, IT_PRELOAD);

@@ -520,6 +520,27 @@ static int cmd_bursts(void) {
   return 0;
 }
 
+/* A block freed into the thread cache serves a request of a size whose
+ * list is empty when it is at most a quarter larger than the request's
+ * block, and not when it is larger than that. */
+static int cmd_borrow(void) {
+  void *p = malloc(1000);  /* a block of 1008 bytes */
+  CHECK(p, "malloc(1000)");
+  memset(p, 1, 1000);
+  free(p);
+  void *near = malloc(900);  /* needs 912: 1008 is less than a quarter more */
+  CHECK(near, "malloc(900)");
+  memset(near, 2, 900);
+  size_t usable = malloc_usable_size(near);
+  free(near);
+  void *far = malloc(600);   /* needs 608: 1008 is far more */
+  CHECK(far, "malloc(600)");
+  memset(far, 3, 600);
+  printf("borrowed=%d usable=%zu far=%d\n", near == p, usable, far == p);
+  free(far);
+  return 0;
+}
+
 /* One block of each size from 16 to 2 KiB in steps of 16, all kept: the
  * bytes asked for and the arena's touched bytes then (simalloc_get_stats)
  * show what the first use of each size costs. */
@@ -620,6 +641,7 @@ static const struct command commands[] = {
   {"reallocarray", cmd_reallocarray},
   {"stats", cmd_stats},
   {"bursts", cmd_bursts},
+  {"borrow", cmd_borrow},
   {"one-each", cmd_one_each},
   {"large-few", cmd_large_few},
   {"large-many", cmd_large_many},
