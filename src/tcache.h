@@ -11,8 +11,9 @@
  * The slow paths (tcache.c) serve a request whose list is empty from the
  * next lists up, with a block at most a quarter larger, or else refill the
  * list from the thread's heap with a few first-fit allocations under one
- * lock; they flush half of a full list back: blocks of the thread's own heap are freed (and coalesced) under its
- * lock, others go to their heap's remote list.  A cache is flushed whole
+ * lock; they flush half of a full list back: blocks of the thread's own
+ * heap are freed (and coalesced) under its lock, others go to their heap's
+ * remote list.  A cache is flushed whole
  * when its thread exits, when the process's cached bytes pass
  * SIMALLOC_CACHE_LIMIT, and in a forked child for the threads that did not
  * survive the fork.
