@@ -305,7 +305,7 @@ static inline void *borrow(sa_tcache *tc, size_t c) {
   size_t most = c + (c / 4 > 1 ? c / 4 : 1);
   if (most > SA_TC_CLASSES - 1) most = SA_TC_CLASSES - 1;
   for (size_t k = c + 1; k <= most; k++)
-    if (tc->count[k]) return sa_tc_pop(tc, k);
+    if (tc->bin[k]) return sa_tc_pop(tc, k);
   return NULL;
 }
 
