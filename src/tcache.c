@@ -253,7 +253,22 @@ static sa_tcache *current(void) {
   return tc;
 }
 
-/* n bytes for list c, which is empty: refills it from the heap. */
+/* A block for list c, which is empty, from the next lists up, of blocks
+ * up to a quarter larger (one class at least), or NULL.  The lists of
+ * neighbouring sizes so share their blocks: a thread that frees blocks of
+ * other sizes than it allocates, as most do, keeps fewer of them cached
+ * for the same number of trips to the heap. */
+static inline void *borrow(sa_tcache *tc, size_t c) {
+  size_t most = c + (c / 4 > 1 ? c / 4 : 1);
+  if (most > SA_TC_CLASSES - 1) most = SA_TC_CLASSES - 1;
+  for (size_t k = c + 1; k <= most; k++)
+    if (tc->bin[k]) return sa_tc_pop(tc, k);
+  return NULL;
+}
+
+/* n bytes for list c, which is empty: from the blocks other threads
+ * freed into the thread's heap, else borrowed, else refilled from the
+ * heap. */
 static void *refill(sa_tcache *tc, size_t n, size_t c) {
   void *p;
   sa_heap *h = tc->heap;
@@ -262,6 +277,7 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
     p = sa_tc_pop(tc, c);
     if (p) return p;
   }
+  if ((p = borrow(tc, c))) return p;
   sa_count(SA_CALL_REFILL);
   tc->refilled[c] = 1;
   /* Half a list, but the process's first refills of a class take 1, 2,
@@ -296,19 +312,6 @@ static inline sa_heap *heap_for(sa_tcache *tc, size_t n) {
   return sa_process_large(n) ? sa_process_heap(SA_LARGE_HEAP) : tc->heap;
 }
 
-/* A block for list c, which is empty, from the next lists up, of blocks
- * up to a quarter larger (one class at least), or NULL.  The lists of
- * neighbouring sizes so share their blocks: a thread that frees blocks of
- * other sizes than it allocates, as most do, keeps fewer of them cached
- * for the same number of trips to the heap. */
-static inline void *borrow(sa_tcache *tc, size_t c) {
-  size_t most = c + (c / 4 > 1 ? c / 4 : 1);
-  if (most > SA_TC_CLASSES - 1) most = SA_TC_CLASSES - 1;
-  for (size_t k = c + 1; k <= most; k++)
-    if (tc->bin[k]) return sa_tc_pop(tc, k);
-  return NULL;
-}
-
 /* n bytes (aligned to align if it is not 0, zeroed if zero), not counted
  * towards the next sample. */
 static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero) {
@@ -316,7 +319,6 @@ static inline void *alloc_plain(sa_tcache *tc, size_t n, size_t align, int zero)
   size_t c = sa_tc_class(blk_size_for(n));
   if (tc->cap[c] == 0) return alloc_anywhere(tc->heap, n, 0, 0);
   void *p = sa_tc_pop(tc, c);
-  if (!p) p = borrow(tc, c);
   return p ? p : refill(tc, n, c);
 }
 
@@ -356,13 +358,17 @@ static __attribute__((noinline)) void *malloc_slower(size_t n) {
   return alloc_plain(tc, n, 0, 0);
 }
 
-/* The fast path found list c empty (or a sample due): a block borrowed
- * from the next lists up is the common case, and costs a few loads. */
+/* The fast path found list c empty (or a sample due).  A block borrowed
+ * from the next lists up is the common case, and costs a few loads; but
+ * blocks of the class that other threads freed into the thread's heap
+ * come first (refill), or a thread on the allocating side of a flow would
+ * leave them waiting while it borrows. */
 void *sa_tc_malloc_slow(size_t n) {
   if (n <= SA_TC_MAX_REQ) {
     sa_tcache *tc = &sa_tc;
     size_t s = blk_size_for(n), c = sa_tc_class(s);
-    if (!tc->bin[c] && tc->sample_left >= (int64_t)s) {
+    if (!tc->bin[c] && tc->sample_left >= (int64_t)s && tc->heap &&
+        !__atomic_load_n(&tc->heap->remote[c], __ATOMIC_RELAXED)) {
       void *p = borrow(tc, c);
       if (p) {
         tc->sample_left -= (int64_t)s;

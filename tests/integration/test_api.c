@@ -86,6 +86,17 @@ Test(api, an_empty_cache_list_borrows_a_slightly_larger_block) {
   it_result_free(&r);
 }
 
+/* Blocks another thread freed into this thread's heap are used before a
+ * block is borrowed from a larger size (two heaps: the freeing thread has
+ * its own). */
+Test(api, blocks_freed_by_other_threads_come_before_borrowing) {
+  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
+  it_result r = api("remote-first", NULL, two);
+  cr_expect_eq(it_value(r.out, "remote"), 8, "blocks freed by the other thread: %s", r.out);
+  cr_expect_eq(it_value(r.out, "borrowed_before"), 0, "borrowed while they waited: %s", r.out);
+  it_result_free(&r);
+}
+
 Test(api, helper_rejects_unknown_command) {
   const char *argv[] = {"api", "no-such-command", NULL};
   it_result r = it_helper(argv, NULL, IT_PRELOAD);

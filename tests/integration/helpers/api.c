@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -541,6 +542,42 @@ static int cmd_borrow(void) {
   return 0;
 }
 
+static void *free_them(void *arg) {
+  void **p = arg;
+  for (int i = 0; i < 8; i++) free(p[i]);
+  return NULL;
+}
+
+/* Blocks that another thread freed into this thread's heap come before a
+ * borrowed block: eight blocks of 912 bytes freed by a thread of another
+ * heap, which leaves them to this heap when it exits, are all handed out
+ * again before the cached block of 1008 bytes is (run with two heaps). */
+static int cmd_remote_first(void) {
+  void *p[8], *q;
+  for (int i = 0; i < 8; i++) {
+    p[i] = malloc(900);
+    CHECK(p[i], "malloc(900)");
+    memset(p[i], i, 900);
+  }
+  q = malloc(1000);  /* after: the 900s must not borrow its class's blocks */
+  CHECK(q, "malloc(1000)");
+  free(q);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_them, p) == 0, "pthread_create");
+  CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+  int seen = 0, q_before = 0;
+  void *r[24];
+  for (int i = 0; i < 24; i++) {
+    r[i] = malloc(900);
+    CHECK(r[i], "malloc(900)");
+    for (int k = 0; k < 8; k++) seen += r[i] == p[k];
+    if (r[i] == q && seen < 8) q_before = 1;
+  }
+  for (int i = 0; i < 24; i++) free(r[i]);
+  printf("remote=%d borrowed_before=%d\n", seen, q_before);
+  return 0;
+}
+
 /* One block of each size from 16 to 2 KiB in steps of 16, all kept: the
  * bytes asked for and the arena's touched bytes then (simalloc_get_stats)
  * show what the first use of each size costs. */
@@ -642,6 +679,7 @@ static const struct command commands[] = {
   {"stats", cmd_stats},
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
+  {"remote-first", cmd_remote_first},
   {"one-each", cmd_one_each},
   {"large-few", cmd_large_few},
   {"large-many", cmd_large_many},
