@@ -19,8 +19,10 @@
  * among the blocks made dirty.  Past `retain` dirty bytes, the blocks that
  * have stayed dirty for `decay` seconds or more give their pages back and
  * become CLEAN (checked at most once a second, at a free); past `retain`
- * plus sixteen times the used bytes, the highest blocks do at once
- * (maybe_purge).  So a program that frees and reallocates large blocks
+ * plus sixteen times the used bytes, the highest blocks do when a free
+ * finds it so again `hold` seconds after it first did, or at once when
+ * realloc moved a block (maybe_purge, realloc_trim).  So a program that
+ * frees and reallocates large blocks
  * reuses warm pages, and memory it stops using goes back to the kernel.
  * When realloc gives memory back, the used and dirty bytes together are
  * also held within `retain` plus one and a half times the most the heap
@@ -319,20 +321,38 @@ static void purge_high(sa_heap *h, size_t goal) {
     if (tracked(h, head(b))) purge_block(h, b);
 }
 
-/* After a free: give back what has stayed dirty too long, or too much.
- * Too much is more than retain plus PURGE_HIGH_WATER times the used bytes;
- * then the highest blocks go first (first fit reuses the lowest), down to
- * PURGE_LOW_WATER times, so the pages most likely to be reused stay. */
+/* Too much dirty memory is more than retain plus PURGE_HIGH_WATER times
+ * the used bytes; then the highest blocks go first (first fit reuses the
+ * lowest), down to PURGE_LOW_WATER times, so the pages most likely to be
+ * reused stay. */
 #define PURGE_HIGH_WATER 16
 #define PURGE_LOW_WATER  8
+static inline int too_much_dirt(const sa_heap *h) {
+  return h->dirty > h->retain + PURGE_HIGH_WATER * h->st.used_bytes;
+}
+
+static void purge_too_much(sa_heap *h) {
+  size_t goal = h->retain + PURGE_LOW_WATER * h->st.used_bytes;
+  if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
+  purge_high(h, goal);
+}
+
+/* After a free: give back what has stayed dirty too long, or too much,
+ * found again `hold` seconds after it was first found (a program that
+ * frees nearly everything and starts over at once keeps its pages). */
 static void maybe_purge(sa_heap *h) {
   if (h->dirty <= h->retain) return;
-  if (h->dirty > h->retain + PURGE_HIGH_WATER * h->st.used_bytes) {
-    size_t goal = h->retain + PURGE_LOW_WATER * h->st.used_bytes;
-    if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
-    purge_high(h, goal);
+  if (too_much_dirt(h)) {
+    if (h->hold) {
+      uint64_t now = sa_os_mono_coarse_s() + 1;  /* never 0 */
+      if (!h->high_at) h->high_at = now;
+      if (now < h->high_at + h->hold) return;
+      h->high_at = 0;
+    }
+    purge_too_much(h);
     return;
   }
+  h->high_at = 0;
   uint64_t now = sa_os_mono_coarse_s();
   if (now == h->purged_at) return;
   h->purged_at = now;
@@ -387,6 +407,7 @@ static void purge_oldest(sa_heap *h, size_t goal) {
 #define REALLOC_SLACK(peak) ((peak) / 2)
 static void realloc_trim(sa_heap *h) {
   if (!h->release_pages) return;
+  if (too_much_dirt(h)) purge_too_much(h);  /* at once: no new start here */
   size_t peak = h->st.peak_used, cap = h->retain + peak + REALLOC_SLACK(peak);
   if (h->st.used_bytes + h->dirty > cap) purge_oldest(h, cap - h->st.used_bytes);
 }

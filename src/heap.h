@@ -46,6 +46,8 @@ typedef struct sa_heap {
   uint64_t purged_at;  /* second of the last purge by age */
   uint64_t dirt_clock; /* blocks made dirty so far: orders them by age */
   uint64_t decay;      /* seconds a dirty block may stay unused */
+  uint64_t hold;       /* seconds too much dirty memory waits before it goes (0: at once) */
+  uint64_t high_at;    /* when too much was first found (coarse second + 1), or 0 */
   int release_pages;   /* 0 for heaps over caller memory: never madvise */
   sa_heap_stats st;
   size_t remote_bytes; /* about how many bytes wait on the remote lists */

@@ -87,6 +87,7 @@ static int set_up_heap(int i) {
   h->release_threshold = sa_option(SA_OPT_RELEASE_THRESHOLD);
   h->retain = sa_option(SA_OPT_RETAIN);
   h->decay = sa_option(SA_OPT_DECAY);
+  h->hold = 1;
   __atomic_store_n(&a->up[i], 1, __ATOMIC_RELEASE);
   if (i >= a->nheaps) __atomic_store_n(&a->nheaps, i + 1, __ATOMIC_RELEASE);
   return 0;

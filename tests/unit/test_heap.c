@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "block.h"
 #include "heap.h"
@@ -585,6 +586,32 @@ Test(heap, dirty_bytes_are_retained_then_purged) {
   munmap((void *)h.start, size);
 }
 
+
+/* With a hold, too much dirty memory is given back only when a free finds
+ * it again a second or more after it was first found: a heap freed nearly
+ * whole and filled again at once keeps its pages. */
+Test(heap, too_much_dirty_memory_waits_for_its_hold) {
+  size_t size = 8 << 20;
+  sa_heap h;
+  paged_heap(&h, size, 64 * 1024, 1 << 20);
+  h.hold = 1;
+  unsigned char *a = sa_heap_alloc(&h, 600 << 10), *mid = sa_heap_alloc(&h, 16);
+  unsigned char *b = sa_heap_alloc(&h, 600 << 10), *guard = sa_heap_alloc(&h, 16);
+  memset(a, 0x77, 600 << 10);
+  memset(b, 0x77, 600 << 10);
+  sa_heap_free(&h, a, "free");
+  sa_heap_free(&h, b, "free");
+  cr_assert_eq(h.dirty, 2 * blk_size_for(600 << 10), "too much, but only just found");
+  cr_assert_eq(b[300 << 10], 0x77, "b kept its pages");
+  struct timespec wait = {1, 100 * 1000 * 1000};
+  nanosleep(&wait, NULL);
+  sa_heap_free(&h, mid, "free");  /* merges a, mid and b: found again */
+  cr_assert_leq(h.dirty, (size_t)1 << 20, "given back down to the retained bytes");
+  cr_assert_eq(b[300 << 10], 0, "the highest pages went back to the kernel");
+  cr_assert(sa_heap_check(&h).ok);
+  (void)guard;
+  munmap((void *)h.start, size);
+}
 
 Test(heap, a_block_freed_giving_back_leaves_no_resident_hole) {
   size_t size = 8 << 20;
