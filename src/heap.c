@@ -651,7 +651,7 @@ size_t sa_heap_usable(sa_heap *h, const void *p, const char *call) {
 /* ---- batches and the remote list ----------------------------------------- */
 
 void *sa_heap_remote_take(sa_heap *h, size_t cls) {
-  if (!__atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED)) return NULL;
+  if (!sa_heap_remote_waiting(h, cls)) return NULL;
   return __atomic_exchange_n(&h->remote[cls], NULL, __ATOMIC_ACQUIRE);
 }
 

@@ -121,6 +121,10 @@ void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, cons
  * free. */
 void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t n, size_t bytes);
 void *sa_heap_remote_take(sa_heap *h, size_t cls);
+/* Whether blocks wait on list cls (a hint: they may be taken meanwhile). */
+static inline int sa_heap_remote_waiting(const sa_heap *h, size_t cls) {
+  return __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED) != NULL;
+}
 /* A batch's record: its last block's unit offset from the heap's start in
  * the high half (blocks are < 64 GiB), its length in the low half. */
 static inline uint64_t *sa_batch_word(void *first) { return (uint64_t *)first + 2; }

@@ -253,17 +253,18 @@ static sa_tcache *current(void) {
   return tc;
 }
 
-/* A block for list c, which is empty, from the next lists up, of blocks
- * up to a quarter larger (one class at least), or NULL.  The lists of
- * neighbouring sizes so share their blocks: a thread that frees blocks of
- * other sizes than it allocates, as most do, keeps fewer of them cached
- * for the same number of trips to the heap. */
-static inline void *borrow(sa_tcache *tc, size_t c) {
+/* The list that lends list c, which is empty, a block: the first of the
+ * next lists up, of blocks up to a quarter larger (one class at least),
+ * that holds one; 0 if none does.  The lists of neighbouring sizes so
+ * share their blocks: a thread that frees blocks of other sizes than it
+ * allocates, as most do, keeps fewer of them cached for the same number
+ * of trips to the heap. */
+static inline size_t lender(const sa_tcache *tc, size_t c) {
   size_t most = c + (c / 4 > 1 ? c / 4 : 1);
   if (most > SA_TC_CLASSES - 1) most = SA_TC_CLASSES - 1;
   for (size_t k = c + 1; k <= most; k++)
-    if (tc->bin[k]) return sa_tc_pop(tc, k);
-  return NULL;
+    if (tc->bin[k]) return k;
+  return 0;
 }
 
 /* n bytes for list c, which is empty: from the blocks other threads
@@ -272,12 +273,13 @@ static inline void *borrow(sa_tcache *tc, size_t c) {
 static void *refill(sa_tcache *tc, size_t n, size_t c) {
   void *p;
   sa_heap *h = tc->heap;
-  if (__atomic_load_n(&h->remote[c], __ATOMIC_RELAXED)) {
+  if (sa_heap_remote_waiting(h, c)) {
     take_remote(tc, h, c);
     p = sa_tc_pop(tc, c);
     if (p) return p;
   }
-  if ((p = borrow(tc, c))) return p;
+  size_t from = lender(tc, c);
+  if (from) return sa_tc_pop(tc, from);
   sa_count(SA_CALL_REFILL);
   tc->refilled[c] = 1;
   /* Half a list, but the process's first refills of a class take 1, 2,
@@ -366,15 +368,10 @@ static __attribute__((noinline)) void *malloc_slower(size_t n) {
 void *sa_tc_malloc_slow(size_t n) {
   if (n <= SA_TC_MAX_REQ) {
     sa_tcache *tc = &sa_tc;
-    size_t s = blk_size_for(n), c = sa_tc_class(s);
-    if (!tc->bin[c] && tc->sample_left >= (int64_t)s && tc->heap &&
-        !__atomic_load_n(&tc->heap->remote[c], __ATOMIC_RELAXED)) {
-      void *p = borrow(tc, c);
-      if (p) {
-        tc->sample_left -= (int64_t)s;
-        return p;
-      }
-    }
+    size_t s = blk_size_for(n), c = sa_tc_class(s), k;
+    if (!tc->bin[c] && tc->heap && !sa_heap_remote_waiting(tc->heap, c) &&
+        (k = lender(tc, c)) && sa_tc_unsampled(tc, s))
+      return sa_tc_pop(tc, k);
   }
   return malloc_slower(n);
 }
