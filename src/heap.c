@@ -199,7 +199,7 @@ static uint64_t checked_free(const sa_heap *h, uintptr_t b, size_t size, const v
 }
 
 static inline void reach(sa_heap *h, uintptr_t a) {
-  h->touched = a;
+  __atomic_store_n(&h->touched, a, __ATOMIC_RELAXED);  /* sa_heap_idle reads it unlocked */
   if (a > h->reached) h->reached = a;
 }
 
@@ -298,7 +298,8 @@ static void purge_block(sa_heap *h, uintptr_t b) {
   if (lo < hi && sa_os_release((void *)lo, hi - lo) != 0) return;
   set_head(h, b, size, head_flags(hd) | SA_CLEAN);
   h->dirty -= part;
-  if (b == h->top) h->touched = b + SA_MIN_BLOCK;  /* the rest is back to untouched */
+  if (b == h->top)  /* the rest is back to untouched */
+    __atomic_store_n(&h->touched, b + SA_MIN_BLOCK, __ATOMIC_RELAXED);
 }
 
 /* Purges the free blocks of the index of at least release_threshold
@@ -705,6 +706,10 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max) {
     prev = SA_PREV_USED;
   }
   return (int)n;
+}
+
+int sa_heap_must_grow_locked(const sa_heap *h, size_t size) {
+  return sa_tree_largest(&h->tree) < size && (!h->top || h->top + size + SA_MIN_BLOCK > h->touched);
 }
 
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {

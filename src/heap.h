@@ -153,6 +153,18 @@ static inline size_t sa_remote_list(size_t block_size) {
   return c < SA_REMOTE_LISTS - 1 ? c : SA_REMOTE_LISTS - 1;
 }
 
+/* Bytes the heap holds free below the highest address it touched: memory
+ * that is resident already, or was.  A hint, read without the lock. */
+static inline size_t sa_heap_idle(const sa_heap *h) {
+  size_t span = __atomic_load_n(&h->touched, __ATOMIC_RELAXED) - h->start;
+  size_t used = __atomic_load_n(&h->st.used_bytes, __ATOMIC_RELAXED);
+  return span > used ? span - used : 0;
+}
+/* Whether a block of size bytes must come from memory the heap never
+ * touched: no free block of the index fits, and the top would have to
+ * reach higher.  The lock must be held. */
+int sa_heap_must_grow_locked(const sa_heap *h, size_t size);
+
 /* Frees the block at p, whose contents realloc has moved elsewhere, and
  * keeps the heap's resident memory in bounds (heap.c, realloc_trim). */
 void sa_heap_free_moved(sa_heap *h, void *p);

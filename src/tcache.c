@@ -267,6 +267,27 @@ static inline size_t lender(const sa_tcache *tc, size_t c) {
   return 0;
 }
 
+/* Another heap than h that holds at least IDLE_MIN bytes of free memory
+ * below the highest it touched, the most of them, or NULL.  A thread whose
+ * heap would have to grow takes its blocks there instead: memory that the
+ * threads of one heap freed serves those of another (a producer thread
+ * whose blocks other threads free, as a queue's consumers do, fills
+ * its heap while the others' stand empty).  Not the large blocks'. */
+#define IDLE_MIN ((size_t)64 << 10)
+static sa_heap *idle_heap(const sa_heap *h) {
+  sa_heap *best = NULL;
+  size_t most = IDLE_MIN - 1;
+  for (int i = 0, heaps = sa_process_heaps(); i < heaps; i++) {
+    sa_heap *x = &sa_arena_g.heaps[i];
+    size_t idle;
+    if (x != h && sa_process_heap_up(i) && !sa_is_large_heap(x) && (idle = sa_heap_idle(x)) > most) {
+      best = x;
+      most = idle;
+    }
+  }
+  return best;
+}
+
 /* n bytes for list c, which is empty: from the blocks other threads
  * freed into the thread's heap, else borrowed, else refilled from the
  * heap. */
@@ -292,6 +313,19 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
   void *got[REFILL_MAX + 1];
   int want = (int)extra + 1, have = 0, run;
   sa_heap_lock(h);
+  sa_heap *idle;
+  if (sa_heap_must_grow_locked(h, c << 4) && (idle = idle_heap(h))) {
+    sa_heap_unlock(h);
+    sa_heap_lock(idle);
+    if (!sa_heap_must_grow_locked(idle, c << 4))
+      have = sa_heap_alloc_run_locked(idle, c << 4, got, want);
+    if (have) {
+      h = idle;
+    } else {
+      sa_heap_unlock(idle);
+      sa_heap_lock(h);
+    }
+  }
   while (have < want && (run = sa_heap_alloc_run_locked(h, c << 4, got + have, want - have)) > 0)
     have += run;
   for (int i = 1; i < have; i++) {

@@ -104,3 +104,14 @@ Test(api, helper_rejects_unknown_command) {
   cr_assert_not_null(strstr(r.err, "unknown command"));
   it_result_free(&r);
 }
+
+/* A thread whose heap would have to grow takes its blocks from another
+ * heap's free memory instead, once there is enough of it (two heaps). */
+Test(api, a_heap_that_would_grow_takes_another_heaps_idle_memory) {
+  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
+  it_result r = api("idle-heap", NULL, two);
+  int of = it_value(r.out, "of");
+  cr_expect_eq(it_value(r.out, "held"), 0, "taken while the other heap was full: %s", r.out);
+  cr_expect_geq(it_value(r.out, "freed"), of * 3 / 4, "not taken from the idle heap: %s", r.out);
+  it_result_free(&r);
+}

@@ -578,6 +578,62 @@ static int cmd_remote_first(void) {
   return 0;
 }
 
+/* A thread whose heap would have to grow takes blocks from another heap
+ * that holds free memory it touched already (run with two heaps: the main
+ * thread has one, the second thread the other).  The second thread asks
+ * for blocks while the main thread holds 4000 of its heap's, and again
+ * once it has freed them; prints how many of each round came from where
+ * the main thread's blocks were. */
+enum { IDLE_MAIN = 4000, IDLE_ROUND = 200, IDLE_SIZE = 200 };
+static pthread_barrier_t idle_barrier;
+static uintptr_t idle_lo, idle_hi;
+
+static int in_main_range(void *const *p, int n) {
+  int in = 0;
+  for (int i = 0; i < n; i++) in += (uintptr_t)p[i] >= idle_lo && (uintptr_t)p[i] <= idle_hi;
+  return in;
+}
+
+static void *idle_taker(void *arg) {
+  int *in = arg;
+  static void *p[2 * IDLE_ROUND];
+  for (int round = 0; round < 2; round++) {
+    if (round) pthread_barrier_wait(&idle_barrier);  /* the main thread frees its blocks */
+    for (int i = 0; i < IDLE_ROUND; i++) {
+      void *q = p[round * IDLE_ROUND + i] = malloc(IDLE_SIZE);
+      if (!q) return NULL;
+      memset(q, round, IDLE_SIZE);
+    }
+    in[round] = in_main_range(p + round * IDLE_ROUND, IDLE_ROUND);
+    if (!round) pthread_barrier_wait(&idle_barrier);
+  }
+  for (int i = 0; i < 2 * IDLE_ROUND; i++) free(p[i]);
+  return in;
+}
+
+static int cmd_idle_heap(void) {
+  static void *p[IDLE_MAIN];
+  idle_lo = UINTPTR_MAX;
+  for (int i = 0; i < IDLE_MAIN; i++) {
+    p[i] = malloc(IDLE_SIZE);
+    CHECK(p[i], "malloc(%d)", IDLE_SIZE);
+    memset(p[i], 1, IDLE_SIZE);
+    if ((uintptr_t)p[i] < idle_lo) idle_lo = (uintptr_t)p[i];
+    if ((uintptr_t)p[i] > idle_hi) idle_hi = (uintptr_t)p[i];
+  }
+  CHECK(pthread_barrier_init(&idle_barrier, NULL, 2) == 0, "pthread_barrier_init");
+  int in[2] = {-1, -1};
+  void *ok;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, idle_taker, in) == 0, "pthread_create");
+  pthread_barrier_wait(&idle_barrier);  /* the first round is done */
+  for (int i = 0; i < IDLE_MAIN; i++) free(p[i]);
+  pthread_barrier_wait(&idle_barrier);
+  CHECK(pthread_join(t, &ok) == 0 && ok, "the second thread's malloc failed");
+  printf("held=%d freed=%d of=%d\n", in[0], in[1], IDLE_ROUND);
+  return 0;
+}
+
 /* One block of each size from 16 to 2 KiB in steps of 16, all kept: the
  * bytes asked for and the arena's touched bytes then (simalloc_get_stats)
  * show what the first use of each size costs. */
@@ -680,6 +736,7 @@ static const struct command commands[] = {
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},
+  {"idle-heap", cmd_idle_heap},
   {"one-each", cmd_one_each},
   {"large-few", cmd_large_few},
   {"large-many", cmd_large_many},
