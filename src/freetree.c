@@ -76,13 +76,42 @@ static uint32_t layout(uint32_t len[SA_TREE_LEVELS], size_t units) {
   return l;
 }
 
+/* Where each level and first[] lie from the summary's start, which is
+ * `base` bytes into a page: the levels from the top down, then first[].
+ * An array of a page or more starts on a page boundary, so that the
+ * entries of the lowest chunks, all that a small heap touches, take one
+ * page per large array rather than two.  Returns the summary's size. */
+#define PAGE 4096u
+static size_t place(const uint32_t len[SA_TREE_LEVELS], uint32_t top, size_t base,
+                    size_t off[SA_TREE_LEVELS + 1]) {
+  size_t at = base;
+  for (uint32_t l = top + 1; l-- > 0;) {
+    size_t bytes = (size_t)len[l] * sizeof(uint32_t);
+    if (bytes >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
+    off[l] = at - base;
+    at += bytes;
+  }
+  if (len[0] >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
+  off[SA_TREE_LEVELS] = at - base;  /* first[] */
+  return at + len[0] - base;
+}
+
 size_t sa_tree_bytes(size_t units) {
   uint32_t len[SA_TREE_LEVELS];
+  size_t off[SA_TREE_LEVELS + 1];
   uint32_t top = layout(len, units);
-  if (top == 0) return 0;
-  size_t entries = 0;
-  for (uint32_t l = 0; l <= top; l++) entries += len[l];
-  return entries * sizeof(uint32_t) + len[0];  /* and first[] */
+  /* Wherever the summary starts, no array needs more than a page to
+   * reach its boundary. */
+  return top == 0 ? 0 : place(len, top, 0, off) + (top + 2) * (size_t)PAGE;
+}
+
+size_t sa_tree_lead(size_t units) {
+  uint32_t len[SA_TREE_LEVELS];
+  uint32_t top = layout(len, units);
+  size_t lead = 0;
+  for (uint32_t l = top + 1; l-- > 0 && (size_t)len[l] * sizeof(uint32_t) < PAGE;)
+    lead += (size_t)len[l] * sizeof(uint32_t);
+  return lead < PAGE ? lead : 0;
 }
 
 /* Bit k set when g[k] >= want, for the 16 entries of a group. */
@@ -257,12 +286,15 @@ void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units) {
   memset(t, 0, sizeof *t);
   t->origin = origin;
   t->top = layout(t->len, units);
-  uint32_t *p = t->top ? mem : t->small;
-  for (uint32_t l = t->top + 1; l-- > 0;) {
-    t->level[l] = p;
-    p += t->len[l];
+  if (t->top) {
+    size_t off[SA_TREE_LEVELS + 1];
+    place(t->len, t->top, (uintptr_t)mem % PAGE, off);
+    for (uint32_t l = 0; l <= t->top; l++) t->level[l] = (uint32_t *)((char *)mem + off[l]);
+    t->first = (uint8_t *)mem + off[SA_TREE_LEVELS];
+  } else {
+    t->level[0] = t->small;
+    t->first = (uint8_t *)(t->small + t->len[0]);
   }
-  t->first = (uint8_t *)p;
   make_ready(t, 0);
 }
 

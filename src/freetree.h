@@ -53,6 +53,10 @@ typedef struct sa_freetree {
 /* Bytes of summary the caller provides for unit offsets below units: 0 if
  * there are at most 16 chunks, whose summary the index keeps itself. */
 size_t sa_tree_bytes(size_t units);
+/* Bytes of the summary's small top levels, which lie before its first
+ * array of a page or more: a summary that starts that many bytes before a
+ * page boundary shares a page with what precedes it. */
+size_t sa_tree_lead(size_t units);
 /* mem: sa_tree_bytes(units) bytes, 64-byte aligned.  The index must not
  * move once made. */
 void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units);

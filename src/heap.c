@@ -127,9 +127,15 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   if ((s & (SA_ALIGN - 1)) || size < SA_HEAP_MIN_SIZE) return -1;
   size &= ~(size_t)(SA_ALIGN - 1);
   if (size > SA_MAX_BLOCK) size = SA_MAX_BLOCK;
-  /* The free index's summary, if it needs one, takes the high end. */
+  /* The free index's summary, if it needs one, takes the high end; its
+   * small top levels share the epilogue's page. */
   size_t index = sa_tree_bytes(size >> SA_UNIT_SHIFT);
-  uintptr_t summary = index ? (s + size - index) & ~(uintptr_t)63 : s + size;
+  uintptr_t summary = s + size;
+  if (index) {
+    uintptr_t page = (s + size - index) & ~(uintptr_t)4095;
+    size_t lead = sa_tree_lead(size >> SA_UNIT_SHIFT);  /* a multiple of 64 */
+    summary = page - lead > s ? page - lead : (s + size - index) & ~(uintptr_t)63;
+  }
   if (summary < s + SA_MIN_BLOCK + SA_PAYLOAD) return -1;
   memset(h, 0, sizeof *h);
   h->key = key;
