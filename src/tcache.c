@@ -107,11 +107,47 @@ static inline void push(sa_tcache *tc, void *p, size_t c) {
   tc->bytes += c << 4;
 }
 
+/* Blocks of list c bound for other heaps' remote lists, gathered into one
+ * chain per heap, for a few heaps at a time: a flush rarely meets more. */
+#define AWAY_HEAPS 4
+typedef struct away {
+  struct { sa_heap *heap; void *first, *last; size_t n; } to[AWAY_HEAPS];
+  int heaps;
+} away;
+
+static void away_push(away *a, size_t c) {
+  for (int i = 0; i < a->heaps; i++) {
+    sa_count(SA_CALL_REMOTE);
+    sa_heap_remote_push(a->to[i].heap, c, a->to[i].first, a->to[i].last, a->to[i].n,
+                        a->to[i].n * (c << 4));
+  }
+  a->heaps = 0;
+}
+
+static void away_add(away *a, sa_heap *h, void *p, size_t c) {
+  int i = 0;
+  while (i < a->heaps && a->to[i].heap != h) i++;
+  if (i == AWAY_HEAPS) {
+    away_push(a, c);
+    i = 0;
+  }
+  if (i == a->heaps) {
+    a->heaps++;
+    a->to[i].heap = h;
+    a->to[i].first = NULL;
+    a->to[i].last = p;
+    a->to[i].n = 0;
+  }
+  *(void **)p = a->to[i].first;  /* stays tagged on the other heap's remote list */
+  a->to[i].first = p;
+  a->to[i].n++;
+}
+
 /* Returns up to n blocks of list c to their heaps. */
 static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   sa_count(SA_CALL_FLUSH);
-  struct { void *first, *last; size_t n; } away[SA_MAX_HEAPS];
-  memset(away, 0, sizeof away);
+  away out;
+  out.heaps = 0;
   sa_heap *own = tc->heap;
   int locked = 0;
   while (n-- > 0 && tc->bin[c]) {
@@ -137,21 +173,12 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
       locked = 1;
       if (k == 1) sa_heap_free_locked(own, p, "free");
       else sa_heap_free_run_locked(own, (void *)lo, k, size, "free");
-    } else {  /* stays tagged on the other heap's remote list */
-      int i = (int)(h - sa_arena_g.heaps);
-      *(void **)p = away[i].first;
-      if (!away[i].first) away[i].last = p;
-      away[i].first = p;
-      away[i].n++;
+    } else {
+      away_add(&out, h, p, c);
     }
   }
   if (locked) sa_heap_unlock(own);
-  for (int i = 0, heaps = sa_process_heaps(); i < heaps; i++)
-    if (away[i].first) {
-      sa_count(SA_CALL_REMOTE);
-      sa_heap_remote_push(&sa_arena_g.heaps[i], c, away[i].first, away[i].last, away[i].n,
-                          away[i].n * (c << 4));
-    }
+  away_push(&out, c);
 }
 
 /* Room in list c for one more block: a full list that was emptied and
