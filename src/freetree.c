@@ -27,7 +27,7 @@
 
 #define CHUNK_UNITS_SHIFT (SA_CHUNK_SHIFT - SA_UNIT_SHIFT)
 #define NONE UINT32_MAX
-#define READY_STEP 1024u  /* chunks cleared at a time */
+#define READY_STEP 512u  /* chunks cleared at a time; the head covers the first */
 
 #define NODE(t, u) blk_node(addr_of(t, u))
 #define UNIT(t, b) ((uint32_t)(((b) - (t)->origin) >> SA_UNIT_SHIFT))
@@ -40,13 +40,22 @@ static inline uint32_t chunk_of(uint32_t u) { return u >> CHUNK_UNITS_SHIFT; }
 
 _Static_assert(CHUNK_UNITS_SHIFT <= 7, "a chunk's first block must fit a byte");
 
+static inline uint32_t *entry(const sa_freetree *t, uint32_t l, uint32_t i) {
+  return sa_tree_entry(t, l, i);
+}
+
+/* Chunk c's first[] byte, in the summary's head for the lowest chunks. */
+static inline uint8_t *first_at(const sa_freetree *t, uint32_t c) {
+  return c < t->low_len[0] ? t->first_low + c : t->first + (c - t->low_len[0]);
+}
+
 static inline uint32_t first_of(const sa_freetree *t, uint32_t c) {
-  uint32_t o = t->first[c];
+  uint32_t o = *first_at(t, c);
   return o ? (c << CHUNK_UNITS_SHIFT) + o - 1 : 0;
 }
 
 static inline void set_first(sa_freetree *t, uint32_t c, uint32_t u) {
-  t->first[c] = (uint8_t)(u ? (u & ((1u << CHUNK_UNITS_SHIFT) - 1)) + 1 : 0);
+  *first_at(t, c) = (uint8_t)(u ? (u & ((1u << CHUNK_UNITS_SHIFT) - 1)) + 1 : 0);
 }
 
 static inline uint32_t units_in_head(const sa_freetree *t, uint32_t u) {
@@ -76,42 +85,63 @@ static uint32_t layout(uint32_t len[SA_TREE_LEVELS], size_t units) {
   return l;
 }
 
-/* Where each level and first[] lie from the summary's start, which is
- * `base` bytes into a page: the levels from the top down, then first[].
- * An array of a page or more starts on a page boundary, so that the
- * entries of the lowest chunks, all that a small heap touches, take one
- * page per large array rather than two.  Returns the summary's size. */
+/* Entries of level l that cover the first READY_STEP chunks (all of a
+ * small heap's), a multiple of 16. */
+static uint32_t head_len(const uint32_t len[SA_TREE_LEVELS], uint32_t l) {
+  uint64_t span = (uint64_t)1 << (4 * l);
+  uint32_t n = round16((READY_STEP + span - 1) / span);
+  return n < len[l] ? n : len[l];
+}
+
+/* Where the parts of the summary lie from its start, which is `base`
+ * bytes into a page.  First the head: for each level from the top down,
+ * its entries for the lowest chunks, then theirs of first[]; a small
+ * heap's index touches nothing else, so the head shares one page with the
+ * epilogue (heap.c).  Then the rest of each level, and of first[]; one of
+ * a page or more starts on a page boundary, so that its entries for the
+ * chunks next in use take one page, not two.  off[l] for level l's head,
+ * off[SA_TREE_LEVELS + 1 + l] for its rest, first[]'s two parts last.
+ * Returns the summary's size. */
 #define PAGE 4096u
+#define PARTS (2 * SA_TREE_LEVELS + 2)
 static size_t place(const uint32_t len[SA_TREE_LEVELS], uint32_t top, size_t base,
-                    size_t off[SA_TREE_LEVELS + 1]) {
+                    size_t off[PARTS]) {
   size_t at = base;
   for (uint32_t l = top + 1; l-- > 0;) {
-    size_t bytes = (size_t)len[l] * sizeof(uint32_t);
-    if (bytes >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
     off[l] = at - base;
+    at += (size_t)head_len(len, l) * sizeof(uint32_t);
+  }
+  off[SA_TREE_LEVELS] = at - base;
+  at += head_len(len, 0);
+  for (uint32_t l = top + 1; l-- > 0;) {
+    size_t bytes = (size_t)(len[l] - head_len(len, l)) * sizeof(uint32_t);
+    if (bytes >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
+    off[SA_TREE_LEVELS + 1 + l] = at - base;
     at += bytes;
   }
-  if (len[0] >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
-  off[SA_TREE_LEVELS] = at - base;  /* first[] */
-  return at + len[0] - base;
+  size_t bytes = len[0] - head_len(len, 0);
+  if (bytes >= PAGE) at = (at + PAGE - 1) & ~(size_t)(PAGE - 1);
+  off[PARTS - 1] = at - base;
+  return at + bytes - base;
 }
 
 size_t sa_tree_bytes(size_t units) {
   uint32_t len[SA_TREE_LEVELS];
-  size_t off[SA_TREE_LEVELS + 1];
+  size_t off[PARTS];
   uint32_t top = layout(len, units);
-  /* Wherever the summary starts, no array needs more than a page to
-   * reach its boundary. */
+  /* Wherever the summary starts, no part needs more than a page to reach
+   * its boundary. */
   return top == 0 ? 0 : place(len, top, 0, off) + (top + 2) * (size_t)PAGE;
 }
 
 size_t sa_tree_lead(size_t units) {
   uint32_t len[SA_TREE_LEVELS];
+  size_t off[PARTS];
   uint32_t top = layout(len, units);
-  size_t lead = 0;
-  for (uint32_t l = top + 1; l-- > 0 && (size_t)len[l] * sizeof(uint32_t) < PAGE;)
-    lead += (size_t)len[l] * sizeof(uint32_t);
-  return lead < PAGE ? lead : 0;
+  if (top == 0) return 0;
+  place(len, top, 0, off);
+  size_t head = off[SA_TREE_LEVELS] + head_len(len, 0);
+  return head < PAGE - 64 ? (head + 63) & ~(size_t)63 : 0;
 }
 
 /* Bit k set when g[k] >= want, for the 16 entries of a group. */
@@ -162,11 +192,12 @@ __attribute__((cold, noinline)) static void make_ready(sa_freetree *t, uint32_t 
   for (uint32_t l = 0; l <= t->top; l++) {
     unsigned sh = 4 * (l + 1);
     uint64_t step = (uint64_t)1 << sh;
-    uint64_t lo = 16 * ((t->ready + step - 1) >> sh), hi = 16 * ((want + step - 1) >> sh);
+    uint32_t lo = (uint32_t)(16 * ((t->ready + step - 1) >> sh));
+    uint32_t hi = (uint32_t)(16 * ((want + step - 1) >> sh));
     if (hi > t->len[l]) hi = t->len[l];
-    if (lo < hi) memset(t->level[l] + lo, 0, (size_t)(hi - lo) * sizeof(uint32_t));
+    for (uint32_t i = lo; i < hi; i += 16) memset(entry(t, l, i), 0, 16 * sizeof(uint32_t));
   }
-  memset(t->first + t->ready, 0, (size_t)(want - t->ready));
+  for (uint32_t k = t->ready; k < want; k += 16) memset(first_at(t, k), 0, 16);
   t->ready = (uint32_t)want;
   while (t->low_top < t->top && ((uint64_t)1 << (4 * (t->low_top + 1))) < want) t->low_top++;
 }
@@ -180,16 +211,16 @@ static inline void ready_for(sa_freetree *t, uint32_t c) {
 static void set_chunk_max(sa_freetree *t, uint32_t c, uint32_t m) {
   uint32_t i = c;
   for (uint32_t l = 0;; l++) {
-    uint32_t *e = &t->level[l][i], was = *e;
+    uint32_t *e = entry(t, l, i), was = *e;
     if (was == m) return;
     *e = m;
     if (l == t->top) return;
-    uint32_t p = t->level[l + 1][i >> 4];
+    uint32_t p = *entry(t, l + 1, i >> 4);
     if (m > was) {
       if (p >= m) return;
     } else {
       if (p > was) return;  /* the maximum lies elsewhere */
-      m = group_max(t->level[l] + (i & ~15u));
+      m = group_max(entry(t, l, i & ~15u));
     }
     i >>= 4;
   }
@@ -201,7 +232,7 @@ static uint32_t descend(const sa_freetree *t, uint32_t l, uint32_t i, uint32_t w
   while (l > 0) {
     l--;
     if (16 * (uint64_t)i >= t->len[l]) damaged("free index damaged (summary)");
-    const uint32_t *g = t->level[l] + 16 * i;
+    const uint32_t *g = entry(t, l, 16 * i);
     int k = highest ? last_at_least(g, 15, want) : first_at_least(g, 0, want);
     if (k < 0) damaged("free index damaged (summary maxima)");
     i = 16 * i + (uint32_t)k;
@@ -214,7 +245,7 @@ static uint32_t chunk_from(const sa_freetree *t, uint32_t c, uint32_t want) {
   uint32_t i = c, l = 0;
   for (;;) {
     if (((uint64_t)(i >> 4) << (4 * (l + 1))) >= t->ready) return NONE;
-    int k = first_at_least(t->level[l] + (i & ~15u), (int)(i & 15), want);
+    int k = first_at_least(entry(t, l, i & ~15u), (int)(i & 15), want);
     if (k >= 0) return descend(t, l, (i & ~15u) + (uint32_t)k, want, 0);
     if (l == t->top) return NONE;
     i = (i >> 4) + 1;
@@ -227,7 +258,7 @@ static uint32_t chunk_from(const sa_freetree *t, uint32_t c, uint32_t want) {
 static uint32_t chunk_before(const sa_freetree *t, uint32_t c, uint32_t want) {
   uint32_t i = c, l = 0;
   for (;;) {
-    int k = last_at_least(t->level[l] + (i & ~15u), (int)(i & 15), want);
+    int k = last_at_least(entry(t, l, i & ~15u), (int)(i & 15), want);
     if (k >= 0) return descend(t, l, (i & ~15u) + (uint32_t)k, want, 1);
     if (l == t->top || i < 16) return NONE;
     i = (i >> 4) - 1;
@@ -267,7 +298,7 @@ static void leave_chunk(sa_freetree *t, uint32_t c, uint32_t x, const sa_node *n
     set_first(t, c, n->next && chunk_of(n->next) == c ? n->next : 0);
   else if (!f || f > x)
     damaged("free index damaged (chunk's first block)");
-  if (n->units >= t->level[0][c]) set_chunk_max(t, c, chunk_max(t, c));
+  if (n->units >= *entry(t, 0, c)) set_chunk_max(t, c, chunk_max(t, c));
 }
 
 /* ---- the list ------------------------------------------------------------ */
@@ -287,13 +318,19 @@ void sa_tree_init(sa_freetree *t, uintptr_t origin, void *mem, size_t units) {
   t->origin = origin;
   t->top = layout(t->len, units);
   if (t->top) {
-    size_t off[SA_TREE_LEVELS + 1];
+    size_t off[PARTS];
     place(t->len, t->top, (uintptr_t)mem % PAGE, off);
-    for (uint32_t l = 0; l <= t->top; l++) t->level[l] = (uint32_t *)((char *)mem + off[l]);
-    t->first = (uint8_t *)mem + off[SA_TREE_LEVELS];
+    for (uint32_t l = 0; l <= t->top; l++) {
+      t->low_len[l] = head_len(t->len, l);
+      t->low[l] = (uint32_t *)((char *)mem + off[l]);
+      t->level[l] = (uint32_t *)((char *)mem + off[SA_TREE_LEVELS + 1 + l]);
+    }
+    t->first_low = (uint8_t *)mem + off[SA_TREE_LEVELS];
+    t->first = (uint8_t *)mem + off[PARTS - 1];
   } else {
-    t->level[0] = t->small;
-    t->first = (uint8_t *)(t->small + t->len[0]);
+    t->low_len[0] = t->len[0];
+    t->low[0] = t->level[0] = t->small;
+    t->first_low = t->first = (uint8_t *)(t->small + t->len[0]);
   }
   make_ready(t, 0);
 }
@@ -322,7 +359,7 @@ void sa_tree_insert(sa_freetree *t, uintptr_t b) {
   n->units = units_in_head(t, x);
   *link_below(t, prev) = x;
   *link_above(t, next) = x;
-  if (n->units > t->level[0][c]) set_chunk_max(t, c, n->units);
+  if (n->units > *entry(t, 0, c)) set_chunk_max(t, c, n->units);
 }
 
 void sa_tree_remove(sa_freetree *t, uintptr_t b) {
@@ -346,7 +383,7 @@ void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
   if (co == cx) {
     n->units = now;
     if (first_of(t, co) == o) set_first(t, co, x);
-    uint32_t m = t->level[0][co];
+    uint32_t m = *entry(t, 0, co);
     if (now > m)
       set_chunk_max(t, co, now);
     else if (was >= m && now < was)
@@ -358,19 +395,19 @@ void sa_tree_replace(sa_freetree *t, uintptr_t old, uintptr_t nb) {
   n->units = now;
   uint32_t f = first_of(t, cx);
   if (!f || x < f) set_first(t, cx, x);
-  if (now > t->level[0][cx]) set_chunk_max(t, cx, now);
+  if (now > *entry(t, 0, cx)) set_chunk_max(t, cx, now);
 }
 
 void sa_tree_grew(sa_freetree *t, uintptr_t b) {
   uint32_t x = UNIT(t, b), c = chunk_of(x);
   sa_node *n = NODE(t, x);
   n->units = units_in_head(t, x);
-  if (n->units > t->level[0][c]) set_chunk_max(t, c, n->units);
+  if (n->units > *entry(t, 0, c)) set_chunk_max(t, c, n->units);
 }
 
 uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
   uint32_t want = want_of(size);
-  int k = first_at_least(t->level[t->low_top], 0, want);
+  int k = first_at_least(entry(t, t->low_top, 0), 0, want);
   if (k < 0) return 0;
   uint32_t c = descend(t, t->low_top, (uint32_t)k, want, 0);
   uint32_t u = fit_in_chunk(t, c, 0, want);
@@ -378,7 +415,7 @@ uintptr_t sa_tree_first_fit(const sa_freetree *t, size_t size) {
 }
 
 size_t sa_tree_largest(const sa_freetree *t) {
-  return (size_t)group_max(t->level[t->low_top]) << SA_UNIT_SHIFT;
+  return (size_t)group_max(entry(t, t->low_top, 0)) << SA_UNIT_SHIFT;
 }
 
 uintptr_t sa_tree_next_at_least(const sa_freetree *t, uintptr_t b, size_t size) {
@@ -425,15 +462,15 @@ typedef struct check_state {
 static void check_group(check_state *s, uint32_t l, uint32_t g) {
   const sa_freetree *t = s->t;
   for (uint32_t k = 0; k < 16 && !s->why; k++) {
-    uint32_t i = 16 * g + k, e = t->level[l][i];
+    uint32_t i = 16 * g + k, e = *entry(t, l, i);
     if (l == 0) {
-      if (e && !t->first[i])
+      if (e && !*first_at(t, i))
         s->why = "free index summary names an empty chunk";
-      else if (!e && t->first[i])
+      else if (!e && *first_at(t, i))
         s->why = "free index chunk without maximum has a first block";
       s->chunks += e != 0;
     } else if (e) {
-      if (16 * (uint64_t)i >= t->len[l - 1] || group_max(t->level[l - 1] + 16 * i) != e)
+      if (16 * (uint64_t)i >= t->len[l - 1] || group_max(entry(t, l - 1, 16 * i)) != e)
         s->why = "free index summary maximum wrong";
       else
         check_group(s, l - 1, i);
@@ -444,9 +481,9 @@ static void check_group(check_state *s, uint32_t l, uint32_t g) {
 /* Chunk c's blocks have the largest size m: its entry and those above it
  * must say so. */
 static const char *check_chunk(const sa_freetree *t, uint32_t c, uint32_t m) {
-  if (t->level[0][c] != m) return "free index chunk maximum wrong";
+  if (*entry(t, 0, c) != m) return "free index chunk maximum wrong";
   for (uint32_t l = 1, i = c >> 4; l <= t->top; l++, i >>= 4)
-    if (t->level[l][i] < m) return "free index summary maximum wrong";
+    if (*entry(t, l, i) < m) return "free index summary maximum wrong";
   return NULL;
 }
 

@@ -22,7 +22,9 @@
  * The summary's memory is the caller's (sa_tree_bytes says how much) but
  * for the smallest heaps.  It need not be zeroed: the index clears it a
  * stretch at a time as the blocks it holds reach higher chunks, so pages
- * the heap never reaches stay untouched.
+ * the heap never reaches stay untouched.  The entries of every level for
+ * the first 512 chunks (1 MiB) lie together in the summary's head, less
+ * than a page, so a heap that small touches one page of summary.
  *
  * Links are 32-bit unit offsets from the heap's origin.  A link that does
  * not lead back (a neighbour that does not name the block) or that runs
@@ -40,9 +42,13 @@
 
 typedef struct sa_freetree {
   uintptr_t origin;     /* address of unit offset 0; no block starts there */
-  uint32_t *level[SA_TREE_LEVELS];  /* level[0]: the chunks' maxima, in units */
+  /* level[0]: the chunks' maxima, in units; first: where each chunk's
+   * first free block is.  The entries of the lowest chunks are kept apart,
+   * in the summary's head (freetree.c): low_len[l] entries at low[l]. */
+  uint32_t *low[SA_TREE_LEVELS], *level[SA_TREE_LEVELS];
+  uint32_t low_len[SA_TREE_LEVELS];
   uint32_t len[SA_TREE_LEVELS];     /* entries per level, multiples of 16 */
-  uint8_t *first;       /* where each chunk's first free block is (freetree.c) */
+  uint8_t *first_low, *first;
   uint32_t top;         /* the top level; it has at most 16 entries */
   uint32_t low_top;     /* the lowest level whose group 0 covers the chunks in use */
   uint32_t ready;       /* chunks below this have their summary cleared */
@@ -50,12 +56,20 @@ typedef struct sa_freetree {
   uint32_t small[32] __attribute__((aligned(64)));  /* the summary of a small heap */
 } sa_freetree;
 
+/* Entry i of level l (a group of 16 from there when i is a multiple of
+ * 16): in the summary's head for the lowest chunks, else in the level's
+ * own array. */
+static inline uint32_t *sa_tree_entry(const sa_freetree *t, uint32_t l, uint32_t i) {
+  return i < t->low_len[l] ? t->low[l] + i : t->level[l] + (i - t->low_len[l]);
+}
+
 /* Bytes of summary the caller provides for unit offsets below units: 0 if
  * there are at most 16 chunks, whose summary the index keeps itself. */
 size_t sa_tree_bytes(size_t units);
-/* Bytes of the summary's small top levels, which lie before its first
- * array of a page or more: a summary that starts that many bytes before a
- * page boundary shares a page with what precedes it. */
+/* Bytes of the summary's head, which holds the entries of the lowest
+ * chunks, if it is less than a page (else 0): a summary that starts that
+ * many bytes before a page boundary shares one page with what precedes
+ * it for as long as the heap's blocks stay in those chunks. */
 size_t sa_tree_lead(size_t units);
 /* mem: sa_tree_bytes(units) bytes, 64-byte aligned.  The index must not
  * move once made. */

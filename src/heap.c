@@ -128,7 +128,7 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   size &= ~(size_t)(SA_ALIGN - 1);
   if (size > SA_MAX_BLOCK) size = SA_MAX_BLOCK;
   /* The free index's summary, if it needs one, takes the high end; its
-   * small top levels share the epilogue's page. */
+   * head, all of it a small heap uses, shares the epilogue's page. */
   size_t index = sa_tree_bytes(size >> SA_UNIT_SHIFT);
   uintptr_t summary = s + size;
   if (index) {

@@ -23,7 +23,7 @@ static void setup(void) {
 
 /* The summary entry of the chunk that holds block b. */
 static uint32_t *chunk_entry(uintptr_t b) {
-  return &tree.level[0][((b - origin) >> SA_UNIT_SHIFT) >> (SA_CHUNK_SHIFT - SA_UNIT_SHIFT)];
+  return sa_tree_entry(&tree, 0, (uint32_t)(((b - origin) >> SA_UNIT_SHIFT) >> (SA_CHUNK_SHIFT - SA_UNIT_SHIFT)));
 }
 
 TestSuite(freetree, .init = setup);
@@ -222,7 +222,7 @@ Test(freetree, a_summary_that_promises_too_much_aborts_the_search, .signal = SIG
   sa_tree_insert(&tree, a);
   sa_tree_insert(&tree, c);
   /* the entries above the first chunks claim a fit that none of them has */
-  for (uint32_t l = 1; l <= tree.top; l++) tree.level[l][0] = 1000;
+  for (uint32_t l = 1; l <= tree.top; l++) *sa_tree_entry(&tree, l, 0) = 1000;
   sa_tree_first_fit(&tree, 4096);
 }
 

@@ -764,7 +764,7 @@ Test(heap, a_damaged_free_index_is_caught_while_searching, .signal = SIGABRT) {
    * that no block has */
   uint32_t i = (uint32_t)(((uintptr_t)a - SA_PAYLOAD - heap.tree.origin) >> SA_CHUNK_SHIFT);
   for (uint32_t l = 0; l <= heap.tree.top; l++, i >>= 4)
-    heap.tree.level[l][i] = (uint32_t)(100000 >> SA_UNIT_SHIFT);
+    *sa_tree_entry(&heap.tree, l, i) = (uint32_t)(100000 >> SA_UNIT_SHIFT);
   sa_heap_alloc(&heap, 50000);
 }
 
@@ -829,4 +829,29 @@ Test(heap, a_damaged_block_in_a_run_is_reported, .signal = SIGABRT) {
   ((uint64_t *)blk[2])[-1] ^= 1u << 20;  /* the third block's header */
   sa_heap_lock(&heap);
   sa_heap_free_run_locked(&heap, blk[0], 4, 80, "free");
+}
+
+/* A heap whose blocks stay within its first megabyte touches one page of
+ * its free index's summary, the one the epilogue lies in, however large
+ * its region (the summary of a 4 GiB heap spans 10 MiB). */
+Test(heap, a_small_heap_touches_one_page_of_its_index) {
+  size_t size = (size_t)4 << 30;
+  unsigned char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  cr_assert_neq(mem, MAP_FAILED);
+  sa_heap h;
+  cr_assert_eq(sa_heap_init(&h, mem, size, 1), 0);
+  void *p[200];
+  for (int i = 0; i < 200; i++) cr_assert_not_null(p[i] = sa_heap_alloc(&h, 100 + 40 * (size_t)i));
+  for (int i = 0; i < 200; i += 2) sa_heap_free(&h, p[i], "free");
+  cr_assert(sa_heap_check(&h).ok);
+  uintptr_t lo = h.epilogue & ~(uintptr_t)4095, hi = (uintptr_t)mem + size;
+  size_t pages = (hi - lo) / 4096, resident = 0;
+  unsigned char *vec = mmap(NULL, pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(vec, MAP_FAILED);
+  cr_assert_eq(mincore((void *)lo, hi - lo, vec), 0);
+  for (size_t i = 0; i < pages; i++) resident += vec[i] & 1;
+  cr_expect_eq(resident, 1, "pages of the summary resident: %zu", resident);
+  munmap(vec, pages);
+  munmap(mem, size);
 }
