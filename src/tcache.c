@@ -181,9 +181,33 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   away_push(&out, c);
 }
 
+/* Idle lists.  Every SWEEP_EVERY refills and overflows of a thread's
+ * lists, each list that has not changed since the previous sweep goes back
+ * to the heaps whole: blocks of a size the thread no longer asks for would
+ * otherwise stay cached, and each one keeps the free memory around it from
+ * merging.  A list's mark is its head and length folded together, so a
+ * list that did change may, rarely, look unchanged: it is flushed and
+ * refills later. */
+#define SWEEP_EVERY 256
+
+static inline uint16_t list_mark(const sa_tcache *tc, size_t c) {
+  return (uint16_t)(((uintptr_t)tc->bin[c] >> 4) ^ tc->count[c]);
+}
+
+/* Its callers bring the process's cached bytes up to date (account). */
+static void sweep(sa_tcache *tc) {
+  if (++tc->visits % SWEEP_EVERY) return;
+  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
+    if (tc->count[c] && list_mark(tc, c) == tc->seen[c]) flush_list(tc, c, tc->count[c]);
+    tc->seen[c] = list_mark(tc, c);
+  }
+}
+
 /* Room in list c for one more block: a full list that was emptied and
  * refilled since it last overflowed grows; else it goes down to half. */
 static void make_room(sa_tcache *tc, size_t c) {
+  if (tc->count[c] < tc->cap[c]) return;
+  sweep(tc);
   if (tc->count[c] < tc->cap[c]) return;
   size_t most = most_cap(c);
   if (tc->refilled[c] && tc->cap[c] < most)
@@ -329,6 +353,7 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
   size_t from = lender(tc, c);
   if (from) return sa_tc_pop(tc, from);
   sa_count(SA_CALL_REFILL);
+  sweep(tc);  /* list c is empty: not flushed */
   tc->refilled[c] = 1;
   /* Half a list, but the process's first refills of a class take 1, 2,
    * 4 ... blocks more: a class used once or twice costs no more. */

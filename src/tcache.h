@@ -13,7 +13,8 @@
  * list from the thread's heap with a few first-fit allocations under one
  * lock; they flush half of a full list back: blocks of the thread's own
  * heap are freed (and coalesced) under its lock, others go to their heap's
- * remote list.  A cache is flushed whole
+ * remote list.  A list unchanged over many refills and overflows of its
+ * thread goes back whole (tcache.c, sweep).  A cache is flushed whole
  * when its thread exits, when the process's cached bytes pass
  * SIMALLOC_CACHE_LIMIT, and in a forked child for the threads that did not
  * survive the fork.
@@ -37,6 +38,8 @@ typedef struct sa_tcache {
   uint16_t count[SA_TC_CLASSES];
   uint16_t cap[SA_TC_CLASSES];    /* all 0 until the cache is set up: slow path */
   uint8_t refilled[SA_TC_CLASSES]; /* emptied and refilled since it last overflowed */
+  uint16_t seen[SA_TC_CLASSES];   /* each list's mark at the last sweep (tcache.c) */
+  unsigned visits;                /* refills and overflows, for the sweeps */
   int64_t sample_left;            /* bytes to allocate before the next site sample */
   size_t bytes;                   /* bytes cached by this thread */
   size_t reported;                /* part of bytes counted in the process total */

@@ -97,6 +97,15 @@ Test(api, blocks_freed_by_other_threads_come_before_borrowing) {
   it_result_free(&r);
 }
 
+/* A cache list the thread has stopped using goes back to the heap, whose
+ * first fit then reuses the hole. */
+Test(api, a_list_the_thread_no_longer_uses_goes_back_to_the_heap) {
+  it_result r = api("idle-list", NULL, NULL);
+  cr_expect_eq(it_value(r.out, "same"), 0, "the 1008-byte block stayed cached: %s", r.out);
+  cr_expect_gt(it_value(r.out, "inside"), 0, "its hole was not reused: %s", r.out);
+  it_result_free(&r);
+}
+
 Test(api, helper_rejects_unknown_command) {
   const char *argv[] = {"api", "no-such-command", NULL};
   it_result r = it_helper(argv, NULL, IT_PRELOAD);

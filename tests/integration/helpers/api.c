@@ -542,6 +542,31 @@ static int cmd_borrow(void) {
   return 0;
 }
 
+/* A cached block of a size the thread stops asking for goes back to the
+ * heap: after many refills of another size, the hole of the freed
+ * 1008-byte block holds 48-byte blocks, and malloc(1000) gets another
+ * block.  If the block stayed cached, malloc(1000) gets it back. */
+static int cmd_idle_list(void) {
+  enum { SMALL = 40000 };
+  static void *small[SMALL];
+  void *p = malloc(1000);
+  CHECK(p, "malloc(1000)");
+  memset(p, 1, 1000);
+  free(p);
+  int inside = 0;
+  for (int i = 0; i < SMALL; i++) {
+    small[i] = malloc(40);
+    CHECK(small[i], "malloc(40)");
+    inside += (char *)small[i] >= (char *)p && (char *)small[i] < (char *)p + 1000;
+  }
+  void *q = malloc(1000);
+  CHECK(q, "malloc(1000)");
+  printf("same=%d inside=%d\n", q == p, inside);
+  free(q);
+  for (int i = 0; i < SMALL; i++) free(small[i]);
+  return 0;
+}
+
 static void *free_them(void *arg) {
   void **p = arg;
   for (int i = 0; i < 8; i++) free(p[i]);
@@ -736,6 +761,7 @@ static const struct command commands[] = {
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},
+  {"idle-list", cmd_idle_list},
   {"idle-heap", cmd_idle_heap},
   {"one-each", cmd_one_each},
   {"large-few", cmd_large_few},
