@@ -45,17 +45,36 @@ SA_API void *malloc(size_t n) {
   return sa_tc_malloc(n);
 }
 
-SA_API void free(void *p) {
-  sa_count(SA_CALL_FREE);
-  sa_check_tick();
+/* free's rare cases, out of line: its fast path then makes no call that
+ * returns to it, and saves fewer registers (about 8 instructions less a
+ * free). */
+static __attribute__((noinline, cold)) void free_foreign(void *p) {
+  int saved = errno;
+  owner(p, "free");  /* reports it */
+  errno = saved;
+}
+
+static inline __attribute__((always_inline)) void free_body(void *p) {
   if (!p) return;
   if (__builtin_expect(!sa_in_arena(p), 0)) {
-    int saved = errno;
-    owner(p, "free");  /* reports it */
-    errno = saved;
+    free_foreign(p);
     return;
   }
   sa_tc_free(p);
+}
+
+static __attribute__((noinline, cold)) void free_checked(void *p) {
+  sa_check_tick();
+  free_body(p);
+}
+
+SA_API void free(void *p) {
+  sa_count(SA_CALL_FREE);
+  if (__builtin_expect(sa_check_every != 0, 0)) {
+    free_checked(p);
+    return;
+  }
+  free_body(p);
 }
 
 SA_API void free_sized(void *p, size_t size) {

@@ -127,18 +127,17 @@ static inline int next_sound(uintptr_t n) {
   return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
 }
 
-/* p is non-NULL and inside the arena.  A block recorded at its site is
- * credited back first (out of line). */
-static inline void sa_tc_free(void *p) {
+/* p is non-NULL and inside the arena.  A block recorded at its site takes
+ * the slow path, which credits it back first. */
+static inline __attribute__((always_inline)) void sa_tc_free(void *p) {
   uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
   uint64_t tag = blk_cache_tag((uintptr_t)p, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;
-  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] &&
+  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
                            sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
                        1)) {
-    if (__builtin_expect(hd & SA_TRACKED, 0)) sa_site_released(p, size);
     *(void **)p = tc->bin[c];
     *blk_tag_ptr(p) = tag;
     tc->bin[c] = p;
