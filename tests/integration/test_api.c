@@ -119,7 +119,7 @@ Test(api, helper_rejects_unknown_command) {
 Test(api, a_heap_that_would_grow_takes_another_heaps_idle_memory) {
   const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
   it_result r = api("idle-heap", NULL, two);
-  int of = it_value(r.out, "of");
+  unsigned long long of = it_value(r.out, "of");
   cr_expect_eq(it_value(r.out, "held"), 0, "taken while the other heap was full: %s", r.out);
   cr_expect_geq(it_value(r.out, "freed"), of * 3 / 4, "not taken from the idle heap: %s", r.out);
   it_result_free(&r);
