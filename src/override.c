@@ -39,15 +39,18 @@ static inline sa_heap *owner(void *p, const char *call) {
   return sa_heap_of(p);
 }
 
-SA_API void *malloc(size_t n) {
-  sa_count(SA_CALL_MALLOC);
-  sa_check_tick();
+/* The entry points' rare cases are out of line, so that their fast paths
+ * make no call that returns to them and save few registers. */
+static __attribute__((noinline, cold)) void *malloc_hooked(size_t n) {
+  sa_hook(SA_CALL_MALLOC);
   return sa_tc_malloc(n);
 }
 
-/* free's rare cases, out of line: its fast path then makes no call that
- * returns to it, and saves fewer registers (about 8 instructions less a
- * free). */
+SA_API void *malloc(size_t n) {
+  if (sa_hooked()) return malloc_hooked(n);
+  return sa_tc_malloc(n);
+}
+
 static __attribute__((noinline, cold)) void free_foreign(void *p) {
   int saved = errno;
   owner(p, "free");  /* reports it */
@@ -63,15 +66,14 @@ static inline __attribute__((always_inline)) void free_body(void *p) {
   sa_tc_free(p);
 }
 
-static __attribute__((noinline, cold)) void free_checked(void *p) {
-  sa_check_tick();
+static __attribute__((noinline, cold)) void free_hooked(void *p) {
+  sa_hook(SA_CALL_FREE);
   free_body(p);
 }
 
 SA_API void free(void *p) {
-  sa_count(SA_CALL_FREE);
-  if (__builtin_expect(sa_check_every != 0, 0)) {
-    free_checked(p);
+  if (sa_hooked()) {
+    free_hooked(p);
     return;
   }
   free_body(p);
@@ -89,8 +91,7 @@ SA_API void free_aligned_sized(void *p, size_t align, size_t size) {
 }
 
 SA_API void *calloc(size_t count, size_t size) {
-  sa_count(SA_CALL_CALLOC);
-  sa_check_tick();
+  if (sa_hooked()) sa_hook(SA_CALL_CALLOC);
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return enomem();
   if (n > SA_TC_MAX_REQ) return sa_tc_calloc_large(n);
@@ -108,8 +109,7 @@ static int crosses(const sa_heap *h, size_t n) {
 }
 
 SA_API void *realloc(void *p, size_t n) {
-  sa_count(SA_CALL_REALLOC);
-  sa_check_tick();
+  if (sa_hooked()) sa_hook(SA_CALL_REALLOC);
   if (!p) return malloc(n);
   if (n == 0) {
     free(p);
@@ -167,8 +167,7 @@ SA_API void *reallocarray(void *p, size_t count, size_t size) {
 }
 
 static void *aligned(size_t align, size_t n) {
-  sa_count(SA_CALL_ALIGNED);
-  sa_check_tick();
+  if (sa_hooked()) sa_hook(SA_CALL_ALIGNED);
   if (align <= SA_ALIGN) return sa_tc_malloc(n);
   return sa_tc_aligned(align, n);
 }

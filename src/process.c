@@ -28,6 +28,7 @@ int sa_state;
 int sa_counting;
 size_t sa_calls[SA_CALL_COUNT];
 size_t sa_check_every;
+int sa_hooks;
 static size_t check_calls;
 static unsigned next_heap;
 static int stats_fd = 2;  /* where SIMALLOC_STATS reports */
@@ -143,6 +144,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
                                   __ATOMIC_ACQUIRE)) {
     sa_options_load();
     sa_counting = (int)sa_option(SA_OPT_STATS);
+    sa_hooks = sa_counting;
     sa_warn_only = sa_option(SA_OPT_ON_ERROR) == 1;
     if (sa_counting) {
       int fd = sa_os_dup_stderr();  /* some programs close stderr before exit */
@@ -155,6 +157,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
     sa_tc_init_process(sa_arena_g.key);
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
     sa_check_every = sa_option(SA_OPT_CHECK);
+    sa_hooks = sa_counting || sa_check_every;
     sa_sites_init();
     /* May allocate: the heaps are ready by now. */
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);

@@ -119,4 +119,13 @@ static inline void sa_check_tick(void) {
   if (__builtin_expect(sa_check_every != 0, 0)) sa_check_slow();
 }
 
+/* Whether SIMALLOC_STATS or SIMALLOC_CHECK is on: the entry points test
+ * this one word, and only then count the call and tick the check. */
+extern int sa_hooks;
+static inline int sa_hooked(void) { return __builtin_expect(sa_hooks != 0, 0); }
+static inline void sa_hook(sa_call c) {
+  sa_count(c);
+  sa_check_tick();
+}
+
 #endif
