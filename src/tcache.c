@@ -44,7 +44,7 @@ void sa_tc_init_process(uint64_t key) {
  * refilled since its last overflow: a class the thread both frees and
  * allocates in bursts larger than its list gets a longer one, so it stops
  * going to the heap, while a quiet class keeps a short one. */
-#define GROWTH  4
+#define GROWTH  2
 #define MAX_CAP 1024
 
 static size_t first_cap(size_t c) {

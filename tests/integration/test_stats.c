@@ -64,9 +64,9 @@ static long long burst_flushes(const char *cache_size) {
 }
 
 Test(stats, a_busy_cache_list_grows_to_its_bursts) {
-  /* 16K: the 208-byte class starts at 78 blocks and may grow to 315 */
+  /* 16K: the 208-byte class starts at 78 blocks and may grow to 157 */
   long long grown = burst_flushes("SIMALLOC_CACHE_SIZE=16K");
-  /* 4K: it starts at 19 and may grow to 78, still short of a burst */
+  /* 4K: it starts at 19 and may grow to 39, still short of a burst */
   long long capped = burst_flushes("SIMALLOC_CACHE_SIZE=4K");
   cr_expect_leq(grown, 5, "a list that can hold a burst still flushed %lld times", grown);
   cr_expect_geq(capped, 100, "a list shorter than a burst flushed only %lld times", capped);
