@@ -144,7 +144,8 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
                                   __ATOMIC_ACQUIRE)) {
     sa_options_load();
     sa_counting = (int)sa_option(SA_OPT_STATS);
-    sa_hooks = sa_counting;
+    sa_check_every = sa_option(SA_OPT_CHECK);  /* sa_check_slow waits for SA_READY */
+    sa_hooks = sa_counting || sa_check_every;
     sa_warn_only = sa_option(SA_OPT_ON_ERROR) == 1;
     if (sa_counting) {
       int fd = sa_os_dup_stderr();  /* some programs close stderr before exit */
@@ -156,8 +157,6 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
     }
     sa_tc_init_process(sa_arena_g.key);
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
-    sa_check_every = sa_option(SA_OPT_CHECK);
-    sa_hooks = sa_counting || sa_check_every;
     sa_sites_init();
     /* May allocate: the heaps are ready by now. */
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
