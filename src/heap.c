@@ -25,8 +25,8 @@
  * frees and reallocates large blocks
  * reuses warm pages, and memory it stops using goes back to the kernel.
  * When realloc gives memory back, the used and dirty bytes together are
- * also held within `retain` plus one and a half times the most the heap
- * ever had in use, the blocks dirty longest going first (realloc_trim).
+ * also held within `retain` plus the most the heap ever had in use, the
+ * blocks dirty longest going first (realloc_trim).
  */
 #include "heap.h"
 
@@ -407,15 +407,14 @@ static void purge_oldest(sa_heap *h, size_t goal) {
 
 /* After realloc gave memory back (the block it moved away from, or the
  * tail it cut off): the used and dirty bytes together may exceed the
- * heap's peak use by retain and a REALLOC_SLACK of that peak; past that,
- * the blocks dirty longest give their pages back.  Growing and shrinking
- * buffers leave dirty holes behind them at every move; this keeps their
- * resident memory near what the program ever had in use at once. */
-#define REALLOC_SLACK(peak) ((peak) / 2)
+ * heap's peak use by retain; past that, the blocks dirty longest give
+ * their pages back.  Growing and shrinking buffers leave dirty holes
+ * behind them at every move; this keeps their resident memory near what
+ * the program ever had in use at once. */
 static void realloc_trim(sa_heap *h) {
   if (!h->release_pages) return;
   if (too_much_dirt(h)) purge_too_much(h);  /* at once: no new start here */
-  size_t peak = h->st.peak_used, cap = h->retain + peak + REALLOC_SLACK(peak);
+  size_t cap = h->retain + h->st.peak_used;
   if (h->st.used_bytes + h->dirty > cap) purge_oldest(h, cap - h->st.used_bytes);
 }
 

@@ -635,7 +635,7 @@ Test(heap, a_block_freed_giving_back_leaves_no_resident_hole) {
 
 /* The most used and dirty bytes realloc leaves a heap with (heap.c). */
 static size_t realloc_bound(const sa_heap *h) {
-  return h->retain + h->st.peak_used + h->st.peak_used / 2;
+  return h->retain + h->st.peak_used;
 }
 
 static int page_resident(const void *p) {
