@@ -92,13 +92,16 @@ static inline size_t head_size(uint64_t h) { return (size_t)(h >> 32) << SA_UNIT
 static inline uint32_t head_units(uint64_t h) { return (uint32_t)(h >> 32); }
 static inline uint64_t head_flags(uint64_t h) { return h & SA_FLAGS; }
 
-/* The check bits of a header: a keyed mix of where it is and what it says. */
+/* The check bits of a header: a keyed mix of where it is and what it says.
+ * The size and flags are rotated to the low half, the address and key mixed
+ * in, and the check is the top 29 bits of one odd multiply.  Flipping any
+ * one bit of the mixed word changes the product by the multiplier shifted,
+ * at least 2^35 either way for this multiplier, so it always shows in the
+ * check; a header overwritten by anything else passes one time in 2^29. */
 static inline uint64_t head_check(uintptr_t b, uint64_t size_and_flags, uint64_t key) {
-  uint64_t x = (b ^ key) + size_and_flags * UINT64_C(0x9e3779b97f4a7c15);
-  x ^= x >> 31;
-  x *= UINT64_C(0xbf58476d1ce4e5b9);
-  x ^= x >> 29;
-  return x & SA_CHECK;
+  uint64_t sf = (size_and_flags << 32) | (size_and_flags >> 32);
+  uint64_t x = (b ^ key ^ sf) * UINT64_C(0x9e3779b97f4a7c15);
+  return (x >> 32) & SA_CHECK;
 }
 
 static inline uint64_t head_make(uintptr_t b, size_t size, uint64_t flags, uint64_t key) {
