@@ -15,18 +15,18 @@
  * sa_os_release); calloc skips zeroing them.  `dirty` counts the bytes of
  * free blocks of at least release_threshold that are not CLEAN (for the top,
  * only up to where the heap ever reached); each such block carries, after
- * its index node, the second at which it last became dirty and its rank
- * among the blocks made dirty.  Past `retain` dirty bytes, the blocks that
+ * its index node, the second at which it last became dirty and how many
+ * of its bytes may be resident.  Past `retain` dirty bytes, the blocks that
  * have stayed dirty for `decay` seconds or more give their pages back and
  * become CLEAN (checked at most once a second, at a free); past `retain`
  * plus sixteen times the used bytes, the highest blocks do when a free
  * finds it so again `hold` seconds after it first did, or at once when
  * realloc moved a block (maybe_purge, realloc_trim).  So a program that
- * frees and reallocates large blocks
- * reuses warm pages, and memory it stops using goes back to the kernel.
- * When realloc gives memory back, the used and dirty bytes together are
- * also held within `retain` plus the most the heap ever had in use, the
- * blocks dirty longest going first (realloc_trim).
+ * frees and reallocates large blocks reuses warm pages, and memory it
+ * stops using goes back to the kernel.  When realloc gives memory back,
+ * the used and dirty bytes together are also held within `retain` plus
+ * the most the heap ever had in use, the highest blocks going first
+ * (realloc_trim).
  */
 #include "heap.h"
 
@@ -60,12 +60,11 @@ static inline uintptr_t page_floor(uintptr_t a) { return a & ~(uintptr_t)4095; }
 static inline uintptr_t page_ceil(uintptr_t a) { return (a + 4095) & ~(uintptr_t)4095; }
 
 /* A large free block that is not CLEAN keeps a record after its index node:
- * since when it is dirty (the second, and the heap's count of blocks made
- * dirty, which orders them), and how many of its bytes may be resident. */
+ * since when it is dirty (the second) and how many of its bytes may be
+ * resident. */
 typedef struct dirt {
   uint64_t since;
   uint64_t bytes;
-  uint64_t order;
 } dirt;
 
 static inline dirt *dirt_of(uintptr_t b) { return (dirt *)(b + SA_PAYLOAD + sizeof(sa_node)); }
@@ -93,7 +92,7 @@ static inline size_t resident(const sa_heap *h, uintptr_t b, uint64_t hd) {
 
 /* When free block f (head fh) became dirty, for the parts it is cut into. */
 static inline dirt dirt_when(const sa_heap *h, uintptr_t f, uint64_t fh) {
-  dirt when = {0, 0, 0};
+  dirt when = {0, 0};
   if (tracked(h, fh)) when = *dirt_of(f);
   return when;
 }
@@ -105,7 +104,6 @@ static inline void set_dirt(sa_heap *h, uintptr_t b, size_t bytes, dirt when) {
   size_t size = head_size(head(b));
   dirt *d = dirt_of(b);
   d->since = when.since;
-  d->order = when.order;
   d->bytes = bytes < size ? bytes : size;
   h->dirty += d->bytes;
 }
@@ -319,29 +317,29 @@ static void purge_locked(sa_heap *h, uint64_t before) {
     purge_block(h, h->top);
 }
 
-/* Purges the free blocks of the index of at least release_threshold bytes,
- * highest address first, until no more than goal bytes are dirty. */
+/* Purges the top, then the free blocks of the index of at least
+ * release_threshold bytes from the highest address down, until no more
+ * than goal bytes are dirty: first fit reuses the lowest blocks first, so
+ * the pages most likely to be reused stay. */
 static void purge_high(sa_heap *h, size_t goal) {
   size_t min = h->release_threshold;
+  if (h->dirty > goal && h->top && tracked(h, head(h->top))) purge_block(h, h->top);
   for (uintptr_t b = sa_tree_prev_at_least(&h->tree, 0, min); b && h->dirty > goal;
        b = sa_tree_prev_at_least(&h->tree, b, min))
     if (tracked(h, head(b))) purge_block(h, b);
 }
 
 /* Too much dirty memory is more than retain plus PURGE_HIGH_WATER times
- * the used bytes; then the highest blocks go first (first fit reuses the
- * lowest), down to PURGE_LOW_WATER times, so the pages most likely to be
- * reused stay. */
+ * the used bytes; then the highest blocks go, down to PURGE_LOW_WATER
+ * times. */
 #define PURGE_HIGH_WATER 16
 #define PURGE_LOW_WATER  8
 static inline int too_much_dirt(const sa_heap *h) {
   return h->dirty > h->retain + PURGE_HIGH_WATER * h->st.used_bytes;
 }
 
-static void purge_too_much(sa_heap *h) {
-  size_t goal = h->retain + PURGE_LOW_WATER * h->st.used_bytes;
-  if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
-  purge_high(h, goal);
+static inline size_t too_much_goal(const sa_heap *h) {
+  return h->retain + PURGE_LOW_WATER * h->st.used_bytes;
 }
 
 /* After a free: give back what has stayed dirty too long, or too much,
@@ -356,7 +354,7 @@ static void maybe_purge(sa_heap *h) {
       if (now < h->high_at + h->hold) return;
       h->high_at = 0;
     }
-    purge_too_much(h);
+    purge_high(h, too_much_goal(h));
     return;
   }
   h->high_at = 0;
@@ -366,56 +364,19 @@ static void maybe_purge(sa_heap *h) {
   purge_locked(h, now - h->decay);
 }
 
-/* How long ago, in blocks made dirty since, dirty block b became dirty:
- * 0 for the newest, then one class per power of two. */
-#define AGE_CLASSES 65
-static inline unsigned age_class(const sa_heap *h, uintptr_t b) {
-  uint64_t age = h->dirt_clock - dirt_of(b)->order;
-  return age ? 64 - (unsigned)__builtin_clzll(age) : 0;
-}
-
-/* The dirty blocks of the heap, the top first, then the others of the
- * index from the highest address down.  b = 0 starts, 0 ends. */
-static uintptr_t dirty_before(const sa_heap *h, uintptr_t b) {
-  size_t min = h->release_threshold;
-  if (!b && h->top && tracked(h, head(h->top))) return h->top;
-  if (b == h->top) b = 0;
-  do {
-    b = sa_tree_prev_at_least(&h->tree, b, min);
-  } while (b && !tracked(h, head(b)));
-  return b;
-}
-
-/* Purges the blocks that have been dirty longest until no more than goal
- * bytes are dirty: every block of the older age classes, then blocks of
- * the last class needed, highest first (first fit reuses the lowest). */
-static void purge_oldest(sa_heap *h, size_t goal) {
-  size_t bytes[AGE_CLASSES] = {0}, covered = 0, excess = h->dirty - goal;
-  for (uintptr_t b = dirty_before(h, 0); b; b = dirty_before(h, b))
-    bytes[age_class(h, b)] += dirt_of(b)->bytes;
-  unsigned last = AGE_CLASSES - 1;
-  while (last > 0 && covered + bytes[last] < excess) covered += bytes[last--];
-  for (uintptr_t b = dirty_before(h, 0), next; b; b = next) {
-    next = dirty_before(h, b);  /* b is no longer dirty once purged */
-    if (age_class(h, b) > last) purge_block(h, b);
-  }
-  for (uintptr_t b = dirty_before(h, 0), next; b && h->dirty > goal; b = next) {
-    next = dirty_before(h, b);
-    if (age_class(h, b) == last) purge_block(h, b);
-  }
-}
-
 /* After realloc gave memory back (the block it moved away from, or the
- * tail it cut off): the used and dirty bytes together may exceed the
- * heap's peak use by retain; past that, the blocks dirty longest give
- * their pages back.  Growing and shrinking buffers leave dirty holes
- * behind them at every move; this keeps their resident memory near what
- * the program ever had in use at once. */
+ * tail it cut off), at once: too much dirty memory goes as after a free,
+ * and the used and dirty bytes together may exceed the heap's peak use by
+ * no more than retain; past that, the highest blocks give their pages
+ * back.  Growing and shrinking buffers leave dirty holes behind them at
+ * every move; this keeps their resident memory near what the program ever
+ * had in use at once. */
 static void realloc_trim(sa_heap *h) {
   if (!h->release_pages) return;
-  if (too_much_dirt(h)) purge_too_much(h);  /* at once: no new start here */
+  size_t goal = too_much_dirt(h) ? too_much_goal(h) : h->dirty;
   size_t cap = h->retain + h->st.peak_used;
-  if (h->st.used_bytes + h->dirty > cap) purge_oldest(h, cap - h->st.used_bytes);
+  if (h->st.used_bytes + goal > cap) goal = cap - h->st.used_bytes;
+  purge_high(h, goal);
 }
 
 /* Frees used block b and merges it with its free neighbours; returns the
@@ -473,7 +434,7 @@ static uintptr_t free_locked(sa_heap *h, uintptr_t b, const void *p, const char 
   }
   set_prev_used(h, m + total, 0);
   if (tracked(h, head(m))) {
-    dirt now = {sa_os_mono_coarse_s(), 0, ++h->dirt_clock};
+    dirt now = {sa_os_mono_coarse_s(), 0};
     set_dirt(h, m, res, now);
     maybe_purge(h);
   }

@@ -44,7 +44,6 @@ typedef struct sa_heap {
   size_t retain;       /* ... once more than this many of their bytes are dirty */
   size_t dirty;        /* bytes in such blocks not given back (heap.c) */
   uint64_t purged_at;  /* second of the last purge by age */
-  uint64_t dirt_clock; /* blocks made dirty so far: orders them by age */
   uint64_t decay;      /* seconds a dirty block may stay unused */
   uint64_t hold;       /* seconds too much dirty memory waits before it goes (0: at once) */
   uint64_t high_at;    /* when too much was first found (coarse second + 1), or 0 */
