@@ -746,8 +746,10 @@ void sa_sites_report_leaks(void) {
                      GET(e->base) + (uint64_t)GET(e->high), 0, 0);
     }
   sa_lock_release(&sites.lock);
-  static simalloc_snap_module mods[256];
-  uint32_t nm = sa_sites_modules(mods, 256);
+  /* From the kernel, not .bss: this report is rare, and 70 KiB of .bss
+   * would part the allocator's other variables by as many pages. */
+  simalloc_snap_module *mods = sa_os_reserve(256 * sizeof *mods);
+  uint32_t nm = mods ? sa_sites_modules(mods, 256) : 0;
   uint64_t below = UINT64_MAX;
   uint32_t last = 0, shown = 0;
   char buf[160];
