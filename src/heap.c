@@ -652,7 +652,7 @@ void sa_heap_unlock(sa_heap *h) {
   sa_lock_release(&h->lock);
 }
 
-int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max) {
+int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max) {
   uintptr_t f = find(h, size);
   if (!f) return 0;
   /* Every hole below f is too small, so repeated first fits would carve
@@ -668,9 +668,9 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max) {
     size_t bs = i + 1 < n ? size : got - (n - 1) * size;  /* the last may absorb a crumb */
     set_head(h, b, bs, SA_USED | prev);
     account_used(h, bs);
-    out[i] = blk_payload(b);
     prev = SA_PREV_USED;
   }
+  *first = blk_payload(f);
   return (int)n;
 }
 

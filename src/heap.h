@@ -98,8 +98,9 @@ void sa_heap_lock(sa_heap *h);
 void sa_heap_unlock(sa_heap *h);
 /* Up to max blocks of size bytes, as max first fits in a row would give
  * them, with one search of the index; returns how many (0: none fits).
- * Only out[n-1] may be larger than size (by less than SA_MIN_BLOCK). */
-int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **out, int max);
+ * They lie side by side: block i's payload is *first + i * size.  Only
+ * the last may be larger than size (by less than SA_MIN_BLOCK). */
+int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max);
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
 /* Frees k used blocks of size bytes that lie side by side, the lowest at
  * payload lo, as sa_heap_free_locked would one by one, but with one merge

@@ -17,7 +17,7 @@
 __thread sa_tcache sa_tc __attribute__((tls_model("initial-exec")));
 uint64_t sa_tc_key;
 
-#define REFILL_MAX 32
+#define REFILL_MAX 64  /* blocks a refill takes besides the one asked for */
 
 /* Each cache class has a remote list of its own (heap.h). */
 _Static_assert(SA_TC_CLASSES < SA_REMOTE_LISTS, "a remote list per cache class");
@@ -342,6 +342,36 @@ static sa_heap *idle_heap(const sa_heap *h) {
 /* n bytes for list c, which is empty: from the blocks other threads
  * freed into the thread's heap, else borrowed, else refilled from the
  * heap. */
+/* Carves want blocks of class c, counting the have carved already, from
+ * locked heap h, first fit: the very first goes to *first, the others to
+ * their lists.  A run's last block may be a crumb larger than the class;
+ * if its list is full, it goes back to the heap once carving is done (the
+ * next run would find it again), and after a few such, carving stops.
+ * Returns the count carved. */
+#define CRUMBS 4
+static int carve(sa_tcache *tc, sa_heap *h, size_t c, int have, int want, void **first) {
+  size_t size = c << 4;
+  void *crumb[CRUMBS];
+  int crumbs = 0;
+  while (have < want && crumbs < CRUMBS) {
+    void *lo;
+    int run = sa_heap_alloc_run_locked(h, size, &lo, want - have);
+    if (run <= 0) break;
+    for (int i = 0; i < run; i++, have++) {
+      void *q = (char *)lo + (size_t)i * size;
+      size_t k = sa_tc_class(head_size(blk_head((uintptr_t)q - SA_PAYLOAD)));
+      if (have == 0)
+        *first = q;
+      else if (k < SA_TC_CLASSES && tc->count[k] < tc->cap[k])
+        push(tc, q, k);
+      else
+        crumb[crumbs++] = q;  /* the last of its run */
+    }
+  }
+  while (crumbs > 0) sa_heap_free_locked(h, crumb[--crumbs], "free");
+  return have;
+}
+
 static void *refill(sa_tcache *tc, size_t n, size_t c) {
   void *p;
   sa_heap *h = tc->heap;
@@ -362,15 +392,14 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
   if (extra > warm) extra = warm;
   if (extra > REFILL_MAX) extra = REFILL_MAX;
   if (before < 8) __atomic_store_n(&class_refills[c], (uint8_t)(before + 1), __ATOMIC_RELAXED);
-  void *got[REFILL_MAX + 1];
-  int want = (int)extra + 1, have = 0, run;
+  int want = (int)extra + 1, have = 0;
+  p = NULL;
   sa_heap_lock(h);
   sa_heap *idle;
   if (sa_heap_must_grow_locked(h, c << 4) && (idle = idle_heap(h))) {
     sa_heap_unlock(h);
     sa_heap_lock(idle);
-    if (!sa_heap_must_grow_locked(idle, c << 4))
-      have = sa_heap_alloc_run_locked(idle, c << 4, got, want);
+    if (!sa_heap_must_grow_locked(idle, c << 4)) have = carve(tc, idle, c, 0, want, &p);
     if (have) {
       h = idle;
     } else {
@@ -378,18 +407,8 @@ static void *refill(sa_tcache *tc, size_t n, size_t c) {
       sa_heap_lock(h);
     }
   }
-  while (have < want && (run = sa_heap_alloc_run_locked(h, c << 4, got + have, want - have)) > 0)
-    have += run;
-  for (int i = 1; i < have; i++) {
-    /* A run's last block may be a crumb larger than the class. */
-    size_t k = sa_tc_class(head_size(blk_head((uintptr_t)got[i] - SA_PAYLOAD)));
-    if (k < SA_TC_CLASSES && tc->count[k] < tc->cap[k])
-      push(tc, got[i], k);
-    else
-      sa_heap_free_locked(h, got[i], "free");
-  }
+  if (have < want) carve(tc, h, c, have, want, &p);
   sa_heap_unlock(h);
-  p = have ? got[0] : NULL;
   account(tc);
   return p ? p : alloc_anywhere(h, n, 0, 0);
 }
