@@ -34,6 +34,10 @@ void *sa_os_reserve(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+void sa_os_unreserve(void *p, size_t size) {
+  munmap(p, size);
+}
+
 int sa_os_release(void *p, size_t n) {
   return (int)syscall(SYS_madvise, p, n, MADV_DONTNEED);
 }

@@ -545,16 +545,31 @@ uint32_t sa_sites_modules(simalloc_snap_module *out, uint32_t cap) {
   return n;
 }
 
+/* A table of the process's modules, from the kernel: 70 KiB is too much
+ * for the stack of whichever thread allocates first, or of one that exits.
+ * Returns the count (0 if the table could not be had); *table is NULL or
+ * must go back with modules_done. */
+#define MODULES_MAX 256
+static uint32_t modules(simalloc_snap_module **table) {
+  *table = sa_os_reserve(MODULES_MAX * sizeof **table);
+  return *table ? sa_sites_modules(*table, MODULES_MAX) : 0;
+}
+
+static void modules_done(simalloc_snap_module *table) {
+  if (table) sa_os_unreserve(table, MODULES_MAX * sizeof *table);
+}
+
 /* Finds the executable mapping that holds our own code. */
 static void find_own_code(void) {
-  simalloc_snap_module m[128];
-  uint32_t n = sa_sites_modules(m, 128);
+  simalloc_snap_module *m;
+  uint32_t n = modules(&m);
   uintptr_t here = (uintptr_t)&sa_sites_init;
   for (uint32_t i = 0; i < n; i++)
     if (here >= m[i].start && here < m[i].end) {
       sites.own_lo = m[i].start;
       sites.own_hi = m[i].end;
     }
+  modules_done(m);
 }
 
 /* ---- set-up ------------------------------------------------------------- */
@@ -746,10 +761,8 @@ void sa_sites_report_leaks(void) {
                      GET(e->base) + (uint64_t)GET(e->high), 0, 0);
     }
   sa_lock_release(&sites.lock);
-  /* From the kernel, not .bss: this report is rare, and 70 KiB of .bss
-   * would part the allocator's other variables by as many pages. */
-  simalloc_snap_module *mods = sa_os_reserve(256 * sizeof *mods);
-  uint32_t nm = mods ? sa_sites_modules(mods, 256) : 0;
+  simalloc_snap_module *mods;
+  uint32_t nm = modules(&mods);
   uint64_t below = UINT64_MAX;
   uint32_t last = 0, shown = 0;
   char buf[160];
@@ -765,6 +778,7 @@ void sa_sites_report_leaks(void) {
     below = s.live_bytes;
     last = id;
   }
+  modules_done(mods);
 }
 
 /* ---- for the unit tests ------------------------------------------------- */
