@@ -142,8 +142,9 @@ static inline void sa_heap_remote_taken(sa_heap *h, size_t bytes) {
  * what the heap has in use (the waiting blocks included).  A flow of
  * blocks from the threads that free them to the heap's threads that
  * allocate keeps far less than that waiting; blocks nobody takes back
- * (their heap's threads left) are freed. */
-#define SA_REMOTE_FLOOR ((size_t)4 << 20)
+ * (their heap's threads left, or refills borrow from other lists) are
+ * freed. */
+#define SA_REMOTE_FLOOR ((size_t)1 << 20)
 static inline int sa_heap_remote_too_much(const sa_heap *h, size_t waiting) {
   return waiting > SA_REMOTE_FLOOR &&
          waiting > __atomic_load_n(&h->st.used_bytes, __ATOMIC_RELAXED) / 2;

@@ -546,6 +546,21 @@ Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
   assert_sound();
 }
 
+/* A producer's blocks that its consumers freed wait on its heap's remote
+ * lists until its refills take them; in a heap of a few MiB, a megabyte
+ * waiting is already too much, and the pusher frees them. */
+Test(heap, a_small_heap_frees_its_remote_blocks_once_a_mebibyte_waits) {
+  char *a = alloc(64);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  heap.st.used_bytes += 2 << 20;  /* as if the heap used 2 MiB more... */
+  sa_heap_remote_push(&heap, 3, a, a, 1, 5 << 18);  /* ...and 1.25 MiB waited */
+  heap.st.used_bytes -= 2 << 20;
+  cr_assert_null(heap.remote[3]);
+  cr_assert_eq(heap.st.used_blocks, 1);
+  assert_sound();
+}
+
 Test(heap, walk_reports_cached_blocks) {
   char *a = alloc(64);
   alloc(64);
