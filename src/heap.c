@@ -322,8 +322,9 @@ static void purge_locked(sa_heap *h, uint64_t before) {
  * than goal bytes are dirty: first fit reuses the lowest blocks first, so
  * the pages most likely to be reused stay. */
 static void purge_high(sa_heap *h, size_t goal) {
+  if (h->dirty <= goal) return;  /* realloc_trim asks after every move */
   size_t min = h->release_threshold;
-  if (h->dirty > goal && h->top && tracked(h, head(h->top))) purge_block(h, h->top);
+  if (h->top && tracked(h, head(h->top))) purge_block(h, h->top);
   for (uintptr_t b = sa_tree_prev_at_least(&h->tree, 0, min); b && h->dirty > goal;
        b = sa_tree_prev_at_least(&h->tree, b, min))
     if (tracked(h, head(b))) purge_block(h, b);
