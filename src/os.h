@@ -12,6 +12,7 @@
 /* Reserves size bytes of zeroed, readable and writable address space that
  * costs no memory until touched.  NULL if the kernel refuses. */
 void *sa_os_reserve(size_t size);
+/* Gives back a whole reservation of size bytes at p. */
 void sa_os_unreserve(void *p, size_t size);
 /* Returns the whole pages of [p, p + n) to the kernel; they read back as
  * zeros.  p and n must be page aligned. */

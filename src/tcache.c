@@ -339,9 +339,6 @@ static sa_heap *idle_heap(const sa_heap *h) {
   return best;
 }
 
-/* n bytes for list c, which is empty: from the blocks other threads
- * freed into the thread's heap, else borrowed, else refilled from the
- * heap. */
 /* Carves want blocks of class c, counting the have carved already, from
  * locked heap h, first fit: the very first goes to *first, the others to
  * their lists.  A run's last block may be a crumb larger than the class;
@@ -372,6 +369,9 @@ static int carve(sa_tcache *tc, sa_heap *h, size_t c, int have, int want, void *
   return have;
 }
 
+/* n bytes for list c, which is empty: from the blocks other threads
+ * freed into the thread's heap, else borrowed, else refilled from the
+ * heap. */
 static void *refill(sa_tcache *tc, size_t n, size_t c) {
   void *p;
   sa_heap *h = tc->heap;
