@@ -142,7 +142,7 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   h->epilogue = h->end - SA_PAYLOAD;
   h->release_pages = release_pages;
   h->release_threshold = 128 * 1024;
-  h->retain = 4 << 20;
+  h->retain = 2 << 20;
   h->decay = 5;
   sa_tree_init(&h->tree, s - SA_PAYLOAD, (void *)summary, (summary - s) >> SA_UNIT_SHIFT);
 
