@@ -13,9 +13,9 @@
  * one stop (PTRACE_O_TRACEEXIT) and lets every signal through.  wait4's
  * ru_maxrss is not enough on its own: since Linux 6.2 a process's RSS is
  * kept in per-CPU counters and ru_maxrss comes from their approximate
- * total, which can miss up to a batch of pages per CPU and counter.  On a
- * 1.6 MiB program that was 90-280 KiB, and not the same for every
- * allocator.  The figure reported is the larger of the two, so programs
+ * total, which can miss up to a batch of pages per CPU and counter.  On
+ * programs that peak at 1.7-5 MiB it read 60-220 KiB low on average, and
+ * not by the same for every allocator.  The figure reported is the larger of the two, so programs
  * the command started and waited for (ru_maxrss counts them) still count.
  * Where tracing is not allowed, ru_maxrss alone is reported.
  *
