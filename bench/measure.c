@@ -76,7 +76,7 @@ static int wait_child(pid_t pid, int *status, struct rusage *ru, long *hwm)
 {
   const int exit_stop = SIGTRAP | PTRACE_EVENT_EXIT << 8;
   const int exec_stop = SIGTRAP | PTRACE_EVENT_EXEC << 8;
-  int first = 1;
+  int options_set = 0;
   for (;;) {
     if (wait4(pid, status, 0, ru) < 0) {
       if (errno == EINTR)
@@ -87,10 +87,12 @@ static int wait_child(pid_t pid, int *status, struct rusage *ru, long *hwm)
     if (!WIFSTOPPED(*status))
       return 0;
     int sig = WSTOPSIG(*status), event = *status >> 8;
-    if (first && sig == SIGTRAP) {
-      /* The stop after the first exec: from now on stop at exit only. */
+    if (!options_set && sig == SIGTRAP) {
+      /* The stop after the first exec (a signal may come before it): from
+       * now on stop at exit only. */
       ptrace(PTRACE_SETOPTIONS, pid, 0,
              PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
+      options_set = 1;
       sig = 0;
     } else if (event == exit_stop) {
       long k = vm_hwm(pid);
@@ -100,7 +102,6 @@ static int wait_child(pid_t pid, int *status, struct rusage *ru, long *hwm)
     } else if (event == exec_stop) {
       sig = 0;
     }
-    first = 0;
     ptrace(PTRACE_CONT, pid, 0, sig);
   }
 }
