@@ -15,8 +15,9 @@
  * kept in per-CPU counters and ru_maxrss comes from their approximate
  * total, which can miss up to a batch of pages per CPU and counter.  On
  * programs that peak at 1.7-5 MiB it read 60-220 KiB low on average, and
- * not by the same for every allocator.  The figure reported is the larger of the two, so programs
- * the command started and waited for (ru_maxrss counts them) still count.
+ * not by the same for every allocator.  The figure reported is the larger
+ * of the two, so programs the command started and waited for (ru_maxrss
+ * counts them) still count.
  * Where tracing is not allowed, ru_maxrss alone is reported.
  *
  * With -p LIB, LIB goes into LD_PRELOAD of the child only, not of this
@@ -31,10 +32,10 @@
  * could not be started, 2 on bad usage.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
