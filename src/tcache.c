@@ -171,8 +171,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
       }
       if (!locked) sa_heap_lock(own);
       locked = 1;
-      if (k == 1) sa_heap_free_locked(own, p, "free");
-      else sa_heap_free_run_locked(own, (void *)lo, k, size, "free");
+      sa_heap_free_run_locked(own, (void *)lo, k, size, "free");
     } else {
       away_add(&out, h, p, c);
     }

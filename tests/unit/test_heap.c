@@ -852,6 +852,15 @@ Test(heap, a_damaged_block_in_a_run_is_reported, .signal = SIGABRT) {
   sa_heap_free_run_locked(&heap, blk[0], 4, 80, "free");
 }
 
+Test(heap, a_run_whose_last_block_overran_is_reported, .signal = SIGABRT) {
+  void *blk[4];
+  for (int i = 0; i < 4; i++) blk[i] = alloc(72);
+  void *guard = alloc(16);
+  ((uint64_t *)guard)[-1] ^= 1u << 20;  /* the header after the run */
+  sa_heap_lock(&heap);
+  sa_heap_free_run_locked(&heap, blk[0], 4, 80, "free");
+}
+
 /* A heap whose blocks stay within its first megabyte touches one page of
  * its free index's summary, the one the epilogue lies in, however large
  * its region (the summary of a 4 GiB heap spans 10 MiB). */
