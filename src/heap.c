@@ -108,11 +108,13 @@ static inline void set_dirt(sa_heap *h, uintptr_t b, size_t bytes, dirt when) {
   h->dirty += d->bytes;
 }
 
-static inline void account_used(sa_heap *h, size_t size) {
-  h->st.used_bytes += size;
-  h->st.used_blocks++;
+static inline void account_used_n(sa_heap *h, size_t bytes, size_t blocks) {
+  h->st.used_bytes += bytes;
+  h->st.used_blocks += blocks;
   if (h->st.used_bytes > h->st.peak_used) h->st.peak_used = h->st.used_bytes;
 }
+
+static inline void account_used(sa_heap *h, size_t size) { account_used_n(h, size, 1); }
 
 /* ---- set-up ------------------------------------------------------------- */
 
@@ -668,9 +670,9 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max) {
     uintptr_t b = f + i * size;
     size_t bs = i + 1 < n ? size : got - (n - 1) * size;  /* the last may absorb a crumb */
     set_head(h, b, bs, SA_USED | prev);
-    account_used(h, bs);
     prev = SA_PREV_USED;
   }
+  account_used_n(h, got, n);
   *first = blk_payload(f);
   return (int)n;
 }

@@ -355,7 +355,7 @@ static int carve(sa_tcache *tc, sa_heap *h, size_t c, int have, int want, void *
     if (run <= 0) break;
     for (int i = 0; i < run; i++, have++) {
       void *q = (char *)lo + (size_t)i * size;
-      size_t k = sa_tc_class(head_size(blk_head((uintptr_t)q - SA_PAYLOAD)));
+      size_t k = i + 1 < run ? c : sa_tc_class(head_size(blk_head((uintptr_t)q - SA_PAYLOAD)));
       if (have == 0)
         *first = q;
       else if (k < SA_TC_CLASSES && tc->count[k] < tc->cap[k])
