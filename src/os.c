@@ -146,6 +146,29 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
   return n;
 }
 
+int sa_os_each_line(const char *path, char *buf, size_t cap,
+                    int (*fn)(const char *line, void *ctx), void *ctx) {
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char chunk[4096];
+  size_t len = 0;
+  ssize_t got;
+  int more = 1;
+  while (more && (got = syscall(SYS_read, fd, chunk, sizeof chunk)) > 0) {
+    for (ssize_t i = 0; i < got && more; i++) {
+      if (chunk[i] != '\n') {
+        if (len < cap - 1) buf[len++] = chunk[i];
+        continue;
+      }
+      buf[len] = 0;
+      len = 0;
+      more = fn(buf, ctx);
+    }
+  }
+  syscall(SYS_close, fd);
+  return 0;
+}
+
 size_t sa_os_rss(void) {
   char buf[128];
   if (read_small("/proc/self/statm", buf, sizeof buf) <= 0) return 0;

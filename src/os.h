@@ -38,6 +38,13 @@ uint64_t sa_os_mono_coarse_s(void); /* CLOCK_MONOTONIC_COARSE, seconds */
 /* Resident set size of this process in bytes, 0 if unknown. */
 size_t sa_os_rss(void);
 
+/* Calls fn on each line of the file at path (a /proc file: read as it is
+ * produced, no size known), without its newline and cut to cap - 1
+ * bytes, in buf, until fn returns 0 or the file ends.  Returns -1 if the
+ * file cannot be opened, else 0. */
+int sa_os_each_line(const char *path, char *buf, size_t cap,
+                    int (*fn)(const char *line, void *ctx), void *ctx);
+
 /* Shared memory for the snapshot.  Creates a fresh segment of size bytes
  * named name (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), checks that it is a
  * regular file owned by us, maps it and returns the mapping, or NULL. */

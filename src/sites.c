@@ -34,10 +34,8 @@
 #include "sites.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "block.h"
 #include "fmt.h"
@@ -523,26 +521,22 @@ static int parse_maps_line(const char *s, simalloc_snap_module *m) {
   return 1;
 }
 
+typedef struct module_list {
+  simalloc_snap_module *out;
+  uint32_t n, cap;
+} module_list;
+
+static int add_module(const char *line, void *ctx) {
+  module_list *l = ctx;
+  l->n += (uint32_t)parse_maps_line(line, &l->out[l->n]);
+  return l->n < l->cap;
+}
+
 uint32_t sa_sites_modules(simalloc_snap_module *out, uint32_t cap) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[4096], line[SIMALLOC_SNAP_PATH_LEN + 128];
-  size_t len = 0;
-  uint32_t n = 0;
-  ssize_t got;
-  while (n < cap && (got = read(fd, buf, sizeof buf)) > 0) {
-    for (ssize_t i = 0; i < got && n < cap; i++) {
-      if (buf[i] != '\n') {
-        if (len < sizeof line - 1) line[len++] = buf[i];
-        continue;
-      }
-      line[len] = 0;
-      len = 0;
-      n += (uint32_t)parse_maps_line(line, &out[n]);
-    }
-  }
-  close(fd);
-  return n;
+  char line[SIMALLOC_SNAP_PATH_LEN + 128];
+  module_list l = {out, 0, cap};
+  if (cap) sa_os_each_line("/proc/self/maps", line, sizeof line, add_module, &l);
+  return l.n;
 }
 
 /* A table of the process's modules, from the kernel: 70 KiB is too much

@@ -279,3 +279,25 @@ Test(sites, sample_mode_estimates_are_unbiased) {
   double truth = (double)(size * n), err = fabs((double)sum - truth) / truth;
   cr_assert(err < 0.05, "estimate %lu vs %lu bytes", (unsigned long)sum, (unsigned long)(size * n));
 }
+
+/* The module table is what /proc/self/maps says: the executable part of
+ * this test program is in it, with its path, and a smaller table stops
+ * where it is full. */
+Test(sites, the_module_table_maps_the_running_code) {
+  static simalloc_snap_module mods[256];
+  uint32_t n = sa_sites_modules(mods, 256);
+  cr_assert_gt(n, 2);
+  uintptr_t here = (uintptr_t)&sa_sites_weight;
+  int found = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    cr_assert_lt(mods[i].start, mods[i].end);
+    cr_assert(mods[i].path[0] == '/' || mods[i].path[0] == '[', "%s", mods[i].path);
+    if (here >= mods[i].start && here < mods[i].end) {
+      found = 1;
+      cr_assert(strstr(mods[i].path, "test_sites") != NULL, "%s", mods[i].path);
+    }
+  }
+  cr_assert(found, "no module holds the code of sa_sites_weight");
+  cr_assert_eq(sa_sites_modules(mods, 2), 2);
+  cr_assert_eq(sa_sites_modules(mods, 0), 0);
+}
