@@ -143,9 +143,9 @@ int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, ui
   h->end = summary;
   h->epilogue = h->end - SA_PAYLOAD;
   h->release_pages = release_pages;
-  h->release_threshold = 128 * 1024;
-  h->retain = 2 << 20;
-  h->decay = 5;
+  h->release_threshold = SA_HEAP_RELEASE_THRESHOLD;
+  h->retain = SA_HEAP_RETAIN;
+  h->decay = SA_HEAP_DECAY;
   sa_tree_init(&h->tree, s - SA_PAYLOAD, (void *)summary, (summary - s) >> SA_UNIT_SHIFT);
 
   size_t first = h->epilogue - s;

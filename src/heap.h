@@ -79,6 +79,11 @@ typedef struct sa_block_info {
  * unusable. */
 #define SA_HEAP_MIN_SIZE 64
 int sa_heap_init(sa_heap *h, void *mem, size_t size, int release_pages);
+/* What a new heap starts with for release_threshold, retain and decay:
+ * also the defaults of SIMALLOC_RELEASE_THRESHOLD, _RETAIN and _DECAY. */
+#define SA_HEAP_RELEASE_THRESHOLD ((size_t)128 << 10)
+#define SA_HEAP_RETAIN            ((size_t)2 << 20)
+#define SA_HEAP_DECAY             5
 /* The same with a given header key: heaps of one arena share theirs, so a
  * block can be checked without knowing its heap. */
 int sa_heap_init_keyed(sa_heap *h, void *mem, size_t size, int release_pages, uint64_t key);

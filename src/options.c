@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "heap.h"
 #include "os.h"
 
 extern char **environ;
@@ -28,9 +29,9 @@ typedef struct option {
 
 static option table[SA_OPT_COUNT] = {
   [SA_OPT_ARENA_SIZE]           = {"ARENA_SIZE", KIND_SIZE, (size_t)32 << 30, (size_t)63 << 30, NULL},
-  [SA_OPT_RELEASE_THRESHOLD]    = {"RELEASE_THRESHOLD", KIND_SIZE, 128 << 10, (size_t)63 << 30, NULL},
-  [SA_OPT_RETAIN]               = {"RETAIN", KIND_SIZE, 2 << 20, (size_t)63 << 30, NULL},
-  [SA_OPT_DECAY]                = {"DECAY", KIND_COUNT, 5, 3600, NULL},
+  [SA_OPT_RELEASE_THRESHOLD]    = {"RELEASE_THRESHOLD", KIND_SIZE, SA_HEAP_RELEASE_THRESHOLD, (size_t)63 << 30, NULL},
+  [SA_OPT_RETAIN]               = {"RETAIN", KIND_SIZE, SA_HEAP_RETAIN, (size_t)63 << 30, NULL},
+  [SA_OPT_DECAY]                = {"DECAY", KIND_COUNT, SA_HEAP_DECAY, 3600, NULL},
   [SA_OPT_STATS]                = {"STATS", KIND_BOOL, 0, 1, NULL},
   [SA_OPT_SNAPSHOT]             = {"SNAPSHOT", KIND_BOOL, 1, 1, NULL},
   [SA_OPT_SNAPSHOT_INTERVAL_MS] = {"SNAPSHOT_INTERVAL_MS", KIND_COUNT, 0, 3600000, NULL},
