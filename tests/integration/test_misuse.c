@@ -65,6 +65,11 @@ Test(misuse, write_past_the_end_into_the_next_header) {
   expect_report("overflow", "simalloc: free(): heap overflow: the header after this block is damaged 0x");
 }
 
+Test(misuse, a_write_to_a_cached_block_is_reported_when_the_cache_is_emptied) {
+  expect_report("write-after-free",
+                "simalloc: free(): use after free: a cached block's link was overwritten with 0x");
+}
+
 Test(misuse, warn_mode_reports_every_error_and_goes_on) {
   const char *argv[] = {"misuse", "warn", NULL};
   const char *env[] = {"SIMALLOC_ON_ERROR=warn", NULL};

@@ -2,6 +2,7 @@
  *
  *   misuse free-stack | free-interior | free-mmap | double-free
  *          realloc-stack | realloc-interior | realloc-mmap
+ *          overflow | write-after-free | warn
  *
  * Prints "ptr=0x..." (the bad pointer) on stdout before the bad call, so
  * the test can check that the allocator's message names it.  The
@@ -12,6 +13,7 @@
 #include "common.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -49,6 +51,20 @@ static void *bad_pointer(const char *kind, char *stack) {
   return NULL;
 }
 
+/* Frees two blocks into this thread's cache, then writes a stack address
+ * over the first word of the last one, its link in the cache; the thread's
+ * exit empties the cache along that link. */
+static void *write_after_free(void *arg) {
+  char *a = malloc(64), *b = malloc(64);
+  CHECK(a && b, "malloc(64)");
+  free(a);
+  free(b);
+  void *bogus = (char *)arg + 32;
+  announce(bogus);
+  memcpy(launder(b), &bogus, sizeof bogus);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   char stack[256];
   memset(stack, 0, sizeof stack);
@@ -66,6 +82,13 @@ int main(int argc, char **argv) {
     announce(a);
     free(launder(a));
     fprintf(stderr, "misuse: free(%p) after an overflow returned\n", (void *)a);
+    return 1;
+  }
+  if (strcmp(what, "write-after-free") == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, write_after_free, stack) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    fprintf(stderr, "misuse: a thread exited with a damaged cache\n");
     return 1;
   }
   if (strcmp(what, "warn") == 0) {
