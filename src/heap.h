@@ -111,6 +111,11 @@ void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
  * payload lo, as sa_heap_free_locked would one by one, but with one merge
  * and one index update. */
 void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, const char *call);
+/* A thread cache and the remote lists chain their blocks through the
+ * first payload word, which a program that writes to a block after
+ * freeing it overwrites: a link that cannot be a block is reported with
+ * this (it aborts), never followed. */
+_Noreturn void sa_heap_bad_link(const void *link);
 
 /* The remote lists: lock-free stacks of blocks that threads freed into a
  * heap they do not hold, chained through their first payload word and

@@ -152,10 +152,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   int locked = 0;
   while (n-- > 0 && tc->bin[c]) {
     void *p = tc->bin[c];
-    /* A link is the first word of a freed block: a program that writes to
-     * the block after freeing it overwrites the link. */
-    if (!sa_in_arena(p) || ((uintptr_t)p & (SA_ALIGN - 1)))
-      sa_fatal_ptr("free", "use after free: a cached block's link was overwritten with", p);
+    if (!sa_in_arena(p) || ((uintptr_t)p & (SA_ALIGN - 1))) sa_heap_bad_link(p);
     tc->bin[c] = *(void **)p;
     tc->count[c]--;
     tc->bytes -= c << 4;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "block.h"
+#include "fmt.h"
 #include "heap.h"
 
 #define ARENA (256 * 1024)
@@ -472,6 +473,21 @@ Test(heap, large_blocks_on_the_remote_list_are_freed_by_the_next_lock_holder) {
   cr_assert_null(heap.remote[SA_REMOTE_LISTS - 1]);
   cr_assert_eq(heap.st.used_blocks, 1);
   assert_sound();
+}
+
+Test(heap, a_remote_link_overwritten_after_free_is_reported, .signal = SIGABRT) {
+  char *a = alloc(5000), *b = alloc(5000);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  *blk_tag_ptr(b) = blk_cache_tag((uintptr_t)b, heap.key);
+  *(void **)a = b;
+  sa_lock_acquire(&heap.lock);
+  sa_heap_remote_push(&heap, SA_REMOTE_LISTS - 1, a, b, 2, 2 * blk_size_for(5000));
+  sa_lock_release(&heap.lock);
+  static char elsewhere[64];
+  *(void **)a = elsewhere;  /* the program writes to a after freeing it */
+  sa_warn_only = 1;         /* a bad pointer would only be reported: this aborts */
+  sa_heap_lock(&heap);      /* the drain must not follow that link */
 }
 
 Test(heap, remote_list_is_drained_by_the_next_lock_holder) {
