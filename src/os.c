@@ -1,7 +1,7 @@
-/* os.c - the only file that talks to the kernel: address space, futexes,
- * clocks, shared memory, threads and raw writes.  See os.h for the
- * contract.  Nothing here may allocate: the allocator calls it from inside
- * malloc.
+/* os.c - the only file that talks to the kernel and to pthreads: address
+ * space, futexes, clocks, shared memory, threads, their exit hooks, fork
+ * handlers and raw writes.  See os.h for the contract.  Nothing here may
+ * allocate: the allocator calls it from inside malloc.
  *
  * Most calls go straight to the kernel with syscall() rather than through
  * their libc wrappers: the kernel maps a library's code into a process in
@@ -265,6 +265,23 @@ int sa_os_thread_start(void *(*fn)(void *), void *arg) {
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return r == 0 ? 0 : -1;
+}
+
+_Static_assert(sizeof(pthread_key_t) == sizeof(unsigned), "a pthread key fits sa_os_exit_hook");
+
+int sa_os_exit_hook_create(sa_os_exit_hook *hook, void (*fn)(void *)) {
+  pthread_key_t key;
+  hook->ok = pthread_key_create(&key, fn) == 0;
+  hook->key = (unsigned)key;
+  return hook->ok ? 0 : -1;
+}
+
+void sa_os_exit_hook_arm(const sa_os_exit_hook *hook, void *value) {
+  if (hook->ok) pthread_setspecific((pthread_key_t)hook->key, value);
+}
+
+int sa_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  return pthread_atfork(prepare, parent, child) == 0 ? 0 : -1;
 }
 
 uint64_t sa_os_random64(void) {

@@ -61,6 +61,21 @@ int sa_os_cpu_count(void);
 /* Starts a thread with every signal blocked running fn(arg); 0 or -1. */
 int sa_os_thread_start(void *(*fn)(void *), void *arg);
 
+/* A hook run as a thread ends: once created, each thread that arms it
+ * with a non-NULL value has fn(value) called at its exit (a pthread key's
+ * destructor).  Create returns 0 or -1; arm does nothing for a hook that
+ * could not be created. */
+typedef struct sa_os_exit_hook {
+  unsigned key;
+  int ok;
+} sa_os_exit_hook;
+int sa_os_exit_hook_create(sa_os_exit_hook *hook, void (*fn)(void *));
+void sa_os_exit_hook_arm(const sa_os_exit_hook *hook, void *value);
+
+/* Handlers around fork, as pthread_atfork; 0 or -1.  libc may allocate
+ * their record: call it once malloc can be served. */
+int sa_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* The executable name of this process (from /proc/self/exe or comm) into
  * buf, NUL-terminated; never allocates. */
 void sa_os_exe_name(char *buf, size_t cap);

@@ -8,7 +8,6 @@
  * Pages cost nothing until a heap writes them. */
 #include "process.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "fmt.h"
@@ -163,7 +162,7 @@ __attribute__((cold, noinline)) int sa_process_start(void) {
     __atomic_store_n(&sa_state, SA_READY, __ATOMIC_RELEASE);
     sa_sites_init();
     /* May allocate: the heaps are ready by now. */
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    sa_os_atfork(before_fork, after_fork_parent, after_fork_child);
     return 0;
   }
   int s;

@@ -34,7 +34,6 @@
 #include "sites.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "block.h"
@@ -65,8 +64,7 @@ static struct {
   uint32_t *index;              /* [index_mask + 1] ids, 0 = empty */
   sa_lock lock;                 /* additions to the site table, the list of threads */
   struct thread_counts *threads; /* threads whose counts gather (below) */
-  pthread_key_t exit_key;       /* hands a thread's counts over when it ends */
-  int exit_key_ok;
+  sa_os_exit_hook exit_hook;    /* hands a thread's counts over when it ends */
   uint32_t generation;          /* tables set up so far (a new one: > 1 in the tests) */
   uintptr_t own_lo, own_hi;     /* our own code: frames there are dropped */
   int report_fd;                /* where SIMALLOC_LEAKS reports */
@@ -319,7 +317,7 @@ static void thread_gone(void *arg) {
 
 /* Lists the calling thread, whose counts then gather; 0 if it cannot be. */
 static int list_me(thread_counts *t) {
-  if (t->state != COUNTS_NEW || !sites.exit_key_ok) return 0;
+  if (t->state != COUNTS_NEW || !sites.exit_hook.ok) return 0;
   sa_lock_acquire(&sites.lock);
   t->prev = NULL;
   t->next = sites.threads;
@@ -327,7 +325,7 @@ static int list_me(thread_counts *t) {
   sites.threads = t;
   sa_lock_release(&sites.lock);
   t->state = COUNTS_LISTED;
-  pthread_setspecific(sites.exit_key, t);
+  sa_os_exit_hook_arm(&sites.exit_hook, t);
   return 1;
 }
 
@@ -594,7 +592,7 @@ static int setup(int mode, uint64_t rate, int depth, uint32_t max) {
   sites.rate = rate ? rate : 1;
   sites.wanted = mode;
   sites.generation++;
-  if (!sites.exit_key_ok) sites.exit_key_ok = pthread_key_create(&sites.exit_key, thread_gone) == 0;
+  if (!sites.exit_hook.ok) sa_os_exit_hook_create(&sites.exit_hook, thread_gone);
   return 0;
 }
 

@@ -4,12 +4,12 @@
 #include "tcache.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "fmt.h"
 #include "lock.h"
 #include "options.h"
+#include "os.h"
 #include "process.h"
 #include "snapshot.h"
 #include "unwind.h"
@@ -24,8 +24,7 @@ _Static_assert(SA_TC_CLASSES < SA_REMOTE_LISTS, "a remote list per cache class")
 
 static sa_lock registry_lock;
 static sa_tcache *registry;
-static pthread_key_t exit_key;
-static int exit_key_ok;
+static sa_os_exit_hook exit_hook;
 static size_t process_cached;  /* bytes in all caches, updated on slow paths */
 static uint8_t class_refills[SA_TC_CLASSES];  /* refills of each class so far, up to 8 */
 
@@ -35,7 +34,7 @@ static void on_thread_exit(void *arg);
 void sa_tc_init_process(uint64_t key);
 void sa_tc_init_process(uint64_t key) {
   sa_tc_key = key;
-  exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+  sa_os_exit_hook_create(&exit_hook, on_thread_exit);
 }
 
 /* A list's length: it starts at SIMALLOC_CACHE_SIZE bytes (within
@@ -69,7 +68,7 @@ static void setup(sa_tcache *tc) {
   tc->heap = sa_process_pick_heap();
   tc->state = SA_TC_ACTIVE;
   tc->sample_left = sa_sites_countdown();
-  if (sa_option(SA_OPT_CACHE_SIZE) == 0 || !exit_key_ok) return;  /* caches off: caps stay 0 */
+  if (sa_option(SA_OPT_CACHE_SIZE) == 0 || !exit_hook.ok) return;  /* caches off: caps stay 0 */
   reset_caps(tc);
   sa_lock_acquire(&registry_lock);
   tc->prev = NULL;
@@ -77,7 +76,7 @@ static void setup(sa_tcache *tc) {
   if (registry) registry->prev = tc;
   registry = tc;
   sa_lock_release(&registry_lock);
-  pthread_setspecific(exit_key, tc);
+  sa_os_exit_hook_arm(&exit_hook, tc);
 }
 
 static void unregister(sa_tcache *tc) {
