@@ -630,11 +630,16 @@ _Noreturn void sa_heap_bad_link(const void *link) {
   sa_fatal_ptr("free", "use after free: a cached block's link was overwritten with", link);
 }
 
+void *sa_heap_checked_link(const sa_heap *h, void *link) {
+  uintptr_t a = (uintptr_t)link;
+  if (link && (a < h->start || a >= h->end || (a & (SA_ALIGN - 1)))) sa_heap_bad_link(link);
+  return link;
+}
+
 static void drain_list_locked(sa_heap *h, size_t c) {
   size_t bytes = 0;
   for (void *p = sa_heap_remote_take(h, c), *next; p; p = next) {
-    if (!sa_heap_contains(h, p) || ((uintptr_t)p & (SA_ALIGN - 1))) sa_heap_bad_link(p);
-    next = *(void **)p;
+    next = sa_heap_checked_link(h, *(void **)p);
     *blk_tag_ptr(p) = 0;
     uintptr_t b = checked_used(h, p, "free");
     if (!b) continue;

@@ -98,6 +98,13 @@ static void *batch_last(sa_heap *h, void *first) {
   return last;
 }
 
+/* The first block of the batch after the one that ends with last, or
+ * NULL: a link in a block's first word, which the program may have
+ * overwritten. */
+static inline void *batch_next(const sa_heap *h, void *last) {
+  return sa_heap_checked_link(h, *(void **)last);
+}
+
 static inline void push(sa_tcache *tc, void *p, size_t c) {
   *(void **)p = tc->bin[c];
   *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, sa_tc_key);
@@ -259,7 +266,7 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
   size_t n = 0, k;
   while (p && tc->count[c] + (k = sa_batch_length(p)) <= UINT16_MAX) {
     last = batch_last(h, p);
-    void *next = *(void **)last;
+    void *next = batch_next(h, last);
     *(void **)last = tc->bin[c];
     tc->bin[c] = p;
     tc->count[c] = (uint16_t)(tc->count[c] + k);
@@ -272,7 +279,7 @@ static void take_remote(sa_tcache *tc, sa_heap *h, size_t c) {
   /* The list is full: only in the unlikeliest case.  The rest goes back
    * as one batch. */
   size_t rest = 0;
-  for (void *b = p; b; b = *(void **)last) {
+  for (void *b = p; b; b = batch_next(h, last)) {
     last = batch_last(h, b);
     rest += sa_batch_length(b);
   }
