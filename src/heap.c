@@ -625,7 +625,6 @@ void *sa_heap_remote_take(sa_heap *h, size_t cls) {
   return __atomic_exchange_n(&h->remote[cls], NULL, __ATOMIC_ACQUIRE);
 }
 
-/* Frees the blocks on remote list c; the lock is held. */
 _Noreturn void sa_heap_bad_link(const void *link) {
   sa_fatal_ptr("free", "use after free: a cached block's link was overwritten with", link);
 }
@@ -636,6 +635,7 @@ void *sa_heap_checked_link(const sa_heap *h, void *link) {
   return link;
 }
 
+/* Frees the blocks on remote list c; the lock is held. */
 static void drain_list_locked(sa_heap *h, size_t c) {
   size_t bytes = 0;
   for (void *p = sa_heap_remote_take(h, c), *next; p; p = next) {
