@@ -66,6 +66,8 @@ static void reset_caps(sa_tcache *tc) {
 
 static void setup(sa_tcache *tc) {
   tc->heap = sa_process_pick_heap();
+  tc->own_lo = tc->heap->start;
+  tc->own_span = tc->heap->end - tc->heap->start;
   tc->state = SA_TC_ACTIVE;
   tc->sample_left = sa_sites_countdown();
   if (sa_option(SA_OPT_CACHE_SIZE) == 0 || !exit_hook.ok) return;  /* caches off: caps stay 0 */
@@ -201,8 +203,10 @@ static inline uint16_t list_mark(const sa_tcache *tc, size_t c) {
 }
 
 /* Its callers bring the process's cached bytes up to date (account). */
+static void send_all_chains(sa_tcache *tc);
 static void sweep(sa_tcache *tc) {
   if (++tc->visits % SWEEP_EVERY) return;
+  send_all_chains(tc);
   for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
     if (tc->count[c] && list_mark(tc, c) == tc->seen[c]) flush_list(tc, c, tc->count[c]);
     tc->seen[c] = list_mark(tc, c);
@@ -222,9 +226,49 @@ static void make_room(sa_tcache *tc, size_t c) {
   tc->refilled[c] = 0;
 }
 
+/* Other heaps' blocks.  A thread does not hand out again the small
+ * blocks of another heap that it frees: in the other heap they lie among
+ * that heap's threads' blocks, and writing to them would share cache
+ * lines with those threads.  They wait, tagged as cached, in one of
+ * SA_TC_AWAY chains (by class), and go to their heap's remote list
+ * together once a chain holds AWAY_BATCH blocks or AWAY_BYTES bytes, when
+ * a block of another heap or class needs its slot, at a sweep, and when
+ * the cache is emptied. */
+#define AWAY_BATCH 32
+#define AWAY_BYTES 8192
+
+static void send_chain(sa_tc_away *w) {
+  if (!w->n) return;
+  sa_count(SA_CALL_REMOTE);
+  sa_heap_remote_push(w->heap, w->cls, w->first, w->last, w->n, (size_t)w->n * (w->cls << 4));
+  w->first = w->last = NULL;
+  w->n = 0;
+}
+
+static void send_all_chains(sa_tcache *tc) {
+  for (int i = 0; i < SA_TC_AWAY; i++) send_chain(&tc->away[i]);
+}
+
+/* p, a sound block of class c, belongs to heap h, not the thread's. */
+static void send_away(sa_tcache *tc, sa_heap *h, void *p, size_t c) {
+  sa_tc_away *w = &tc->away[c % SA_TC_AWAY];
+  if (w->n && (w->heap != h || w->cls != c)) send_chain(w);
+  *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, sa_tc_key);
+  *(void **)p = w->first;
+  if (!w->n) {
+    w->last = p;
+    w->heap = h;
+    w->cls = (uint32_t)c;
+  }
+  w->first = p;
+  w->n++;
+  if (w->n >= AWAY_BATCH || (size_t)w->n * (c << 4) >= AWAY_BYTES) send_chain(w);
+}
+
 void sa_tc_flush_all(sa_tcache *tc) {
   for (size_t c = 0; c < SA_TC_CLASSES; c++)
     if (tc->bin[c]) flush_list(tc, c, tc->count[c]);
+  send_all_chains(tc);
 }
 
 /* Brings the process total up to date; flushes everything past the limit. */
@@ -529,7 +573,9 @@ static void free_slow(void *p, uint64_t hd, int moved) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
     hd = blk_head(a - SA_PAYLOAD);
   }
-  if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
+  if (sound && c < SA_TC_CLASSES && tc->cap[c] && h != tc->heap && !sa_is_large_heap(h)) {
+    send_away(tc, h, p, c);
+  } else if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
     /* The fast path found the list full or the cache new: make room if
      * needed. */
     int full = tc->count[c] >= tc->cap[c];

@@ -33,6 +33,15 @@
 #define SA_TC_CLASSES   (SA_TC_MAX_BLOCK / SA_ALIGN + 1)  /* index = size / 16 */
 #define SA_TC_MAX_REQ   (SA_TC_MAX_BLOCK - SA_OVERHEAD)
 
+/* Blocks of other heaps that this thread frees go back to their heaps'
+ * remote lists in batches, gathered in a few chains (tcache.c). */
+#define SA_TC_AWAY 8
+typedef struct sa_tc_away {
+  void *first, *last;
+  sa_heap *heap;
+  uint32_t n, cls;
+} sa_tc_away;
+
 typedef struct sa_tcache {
   void *bin[SA_TC_CLASSES];       /* list heads (payload pointers) */
   uint16_t count[SA_TC_CLASSES];
@@ -44,6 +53,8 @@ typedef struct sa_tcache {
   size_t bytes;                   /* bytes cached by this thread */
   size_t reported;                /* part of bytes counted in the process total */
   sa_heap *heap;                  /* the heap this thread allocates from */
+  uintptr_t own_lo, own_span;     /* where its blocks lie: [own_lo, own_lo + own_span) */
+  sa_tc_away away[SA_TC_AWAY];    /* other heaps' blocks on their way back */
   struct sa_tcache *next, *prev;  /* every live cache, for fork */
   int state;                      /* SA_TC_* */
 } sa_tcache;
@@ -136,6 +147,7 @@ static inline __attribute__((always_inline)) void sa_tc_free(void *p) {
   size_t size = head_size(hd), c = sa_tc_class(size);
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
+                           (uintptr_t)p - tc->own_lo < tc->own_span &&
                            sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
                        1)) {
     *(void **)p = tc->bin[c];

@@ -97,6 +97,16 @@ Test(api, blocks_freed_by_other_threads_come_before_borrowing) {
   it_result_free(&r);
 }
 
+/* A thread keeps none of another heap's blocks that it frees for itself:
+ * they go back to their heap, whose thread gets them again. */
+Test(api, blocks_of_another_heap_go_home_not_to_the_freeing_thread) {
+  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
+  it_result r = api("foreign-home", NULL, two);
+  cr_expect_eq(it_value(r.out, "reused"), 0, "the freeing thread reused them: %s", r.out);
+  cr_expect_eq(it_value(r.out, "home"), 8, "their heap's thread got them back: %s", r.out);
+  it_result_free(&r);
+}
+
 /* A cache list the thread has stopped using goes back to the heap, whose
  * first fit then reuses the hole. */
 Test(api, a_list_the_thread_no_longer_uses_goes_back_to_the_heap) {

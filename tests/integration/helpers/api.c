@@ -603,6 +603,47 @@ static int cmd_remote_first(void) {
   return 0;
 }
 
+/* A thread does not hand out again the blocks of another heap that it
+ * frees: they go home (run with two heaps).  The second thread frees
+ * eight blocks of the main thread's heap and asks for eight of the same
+ * size; once it has ended, the main thread gets its eight back. */
+static int foreign_reused;
+
+static void *free_and_take(void *arg) {
+  void **p = arg;
+  for (int i = 0; i < 8; i++) free(p[i]);
+  for (int i = 0; i < 8; i++) {
+    p[8 + i] = malloc(900);
+    if (!p[8 + i]) return NULL;
+    for (int k = 0; k < 8; k++) foreign_reused += p[8 + i] == p[k];
+  }
+  for (int i = 0; i < 8; i++) free(p[8 + i]);
+  return p;
+}
+
+static int cmd_foreign_home(void) {
+  static void *p[16];
+  for (int i = 0; i < 8; i++) {
+    p[i] = malloc(900);
+    CHECK(p[i], "malloc(900)");
+    memset(p[i], i, 900);
+  }
+  pthread_t t;
+  void *done = NULL;
+  CHECK(pthread_create(&t, NULL, free_and_take, p) == 0, "pthread_create");
+  CHECK(pthread_join(t, &done) == 0 && done == p, "the thread's mallocs");
+  int home = 0;
+  void *r[24];  /* blocks the main thread has cached may come first */
+  for (int i = 0; i < 24; i++) {
+    r[i] = malloc(900);
+    CHECK(r[i], "malloc(900)");
+    for (int k = 0; k < 8; k++) home += r[i] == p[k];
+  }
+  for (int i = 0; i < 24; i++) free(r[i]);
+  printf("reused=%d home=%d\n", foreign_reused, home);
+  return 0;
+}
+
 /* A thread whose heap would have to grow takes blocks from another heap
  * that holds free memory it touched already (run with two heaps: the main
  * thread has one, the second thread the other).  The second thread asks
@@ -761,6 +802,7 @@ static const struct command commands[] = {
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},
+  {"foreign-home", cmd_foreign_home},
   {"idle-list", cmd_idle_list},
   {"idle-heap", cmd_idle_heap},
   {"one-each", cmd_one_each},
