@@ -630,8 +630,8 @@ _Noreturn void sa_heap_bad_link(const void *link) {
 }
 
 void *sa_heap_checked_link(const sa_heap *h, void *link) {
-  uintptr_t a = (uintptr_t)link;
-  if (link && (a < h->start || a >= h->end || (a & (SA_ALIGN - 1)))) sa_heap_bad_link(link);
+  if (link && (!sa_heap_contains(h, link) || ((uintptr_t)link & (SA_ALIGN - 1))))
+    sa_heap_bad_link(link);
   return link;
 }
 

@@ -123,12 +123,16 @@ typedef struct away {
   int heaps;
 } away;
 
+/* Pushes a chain of n blocks of class c, first to last, on heap h's
+ * remote list. */
+static void push_home(sa_heap *h, size_t c, void *first, void *last, size_t n) {
+  sa_count(SA_CALL_REMOTE);
+  sa_heap_remote_push(h, c, first, last, n, n * (c << 4));
+}
+
 static void away_push(away *a, size_t c) {
-  for (int i = 0; i < a->heaps; i++) {
-    sa_count(SA_CALL_REMOTE);
-    sa_heap_remote_push(a->to[i].heap, c, a->to[i].first, a->to[i].last, a->to[i].n,
-                        a->to[i].n * (c << 4));
-  }
+  for (int i = 0; i < a->heaps; i++)
+    push_home(a->to[i].heap, c, a->to[i].first, a->to[i].last, a->to[i].n);
   a->heaps = 0;
 }
 
@@ -189,43 +193,6 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   away_push(&out, c);
 }
 
-/* Idle lists.  Every SWEEP_EVERY refills and overflows of a thread's
- * lists, each list that has not changed since the previous sweep goes back
- * to the heaps whole: blocks of a size the thread no longer asks for would
- * otherwise stay cached, and each one keeps the free memory around it from
- * merging.  A list's mark is its head and length folded together, so a
- * list that did change may, rarely, look unchanged: it is flushed and
- * refills later. */
-#define SWEEP_EVERY 256
-
-static inline uint16_t list_mark(const sa_tcache *tc, size_t c) {
-  return (uint16_t)(((uintptr_t)tc->bin[c] >> 4) ^ tc->count[c]);
-}
-
-/* Its callers bring the process's cached bytes up to date (account). */
-static void send_all_chains(sa_tcache *tc);
-static void sweep(sa_tcache *tc) {
-  if (++tc->visits % SWEEP_EVERY) return;
-  send_all_chains(tc);
-  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
-    if (tc->count[c] && list_mark(tc, c) == tc->seen[c]) flush_list(tc, c, tc->count[c]);
-    tc->seen[c] = list_mark(tc, c);
-  }
-}
-
-/* Room in list c for one more block: a full list that was emptied and
- * refilled since it last overflowed grows; else it goes down to half. */
-static void make_room(sa_tcache *tc, size_t c) {
-  if (tc->count[c] < tc->cap[c]) return;
-  sweep(tc);
-  if (tc->count[c] < tc->cap[c]) return;
-  size_t most = most_cap(c);
-  if (tc->refilled[c] && tc->cap[c] < most)
-    tc->cap[c] = (uint16_t)(2u * tc->cap[c] < most ? 2u * tc->cap[c] : most);
-  if (tc->count[c] >= tc->cap[c]) flush_list(tc, c, (unsigned)(tc->count[c] - tc->cap[c] / 2));
-  tc->refilled[c] = 0;
-}
-
 /* Other heaps' blocks.  A thread does not hand out again the small
  * blocks of another heap that it frees: in the other heap they lie among
  * that heap's threads' blocks, and writing to them would share cache
@@ -239,8 +206,7 @@ static void make_room(sa_tcache *tc, size_t c) {
 
 static void send_chain(sa_tc_away *w) {
   if (!w->n) return;
-  sa_count(SA_CALL_REMOTE);
-  sa_heap_remote_push(w->heap, w->cls, w->first, w->last, w->n, (size_t)w->n * (w->cls << 4));
+  push_home(w->heap, w->cls, w->first, w->last, w->n);
   w->first = w->last = NULL;
   w->n = 0;
 }
@@ -263,6 +229,42 @@ static void send_away(sa_tcache *tc, sa_heap *h, void *p, size_t c) {
   w->first = p;
   w->n++;
   if (w->n >= AWAY_BATCH || (size_t)w->n * (c << 4) >= AWAY_BYTES) send_chain(w);
+}
+
+/* Idle lists.  Every SWEEP_EVERY refills and overflows of a thread's
+ * lists, each list that has not changed since the previous sweep goes back
+ * to the heaps whole: blocks of a size the thread no longer asks for would
+ * otherwise stay cached, and each one keeps the free memory around it from
+ * merging.  A list's mark is its head and length folded together, so a
+ * list that did change may, rarely, look unchanged: it is flushed and
+ * refills later. */
+#define SWEEP_EVERY 256
+
+static inline uint16_t list_mark(const sa_tcache *tc, size_t c) {
+  return (uint16_t)(((uintptr_t)tc->bin[c] >> 4) ^ tc->count[c]);
+}
+
+/* Its callers bring the process's cached bytes up to date (account). */
+static void sweep(sa_tcache *tc) {
+  if (++tc->visits % SWEEP_EVERY) return;
+  send_all_chains(tc);
+  for (size_t c = SA_MIN_BLOCK / SA_ALIGN; c < SA_TC_CLASSES; c++) {
+    if (tc->count[c] && list_mark(tc, c) == tc->seen[c]) flush_list(tc, c, tc->count[c]);
+    tc->seen[c] = list_mark(tc, c);
+  }
+}
+
+/* Room in list c for one more block: a full list that was emptied and
+ * refilled since it last overflowed grows; else it goes down to half. */
+static void make_room(sa_tcache *tc, size_t c) {
+  if (tc->count[c] < tc->cap[c]) return;
+  sweep(tc);
+  if (tc->count[c] < tc->cap[c]) return;
+  size_t most = most_cap(c);
+  if (tc->refilled[c] && tc->cap[c] < most)
+    tc->cap[c] = (uint16_t)(2u * tc->cap[c] < most ? 2u * tc->cap[c] : most);
+  if (tc->count[c] >= tc->cap[c]) flush_list(tc, c, (unsigned)(tc->count[c] - tc->cap[c] / 2));
+  tc->refilled[c] = 0;
 }
 
 void sa_tc_flush_all(sa_tcache *tc) {
@@ -573,15 +575,17 @@ static void free_slow(void *p, uint64_t hd, int moved) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
     hd = blk_head(a - SA_PAYLOAD);
   }
-  if (sound && c < SA_TC_CLASSES && tc->cap[c] && h != tc->heap && !sa_is_large_heap(h)) {
-    send_away(tc, h, p, c);
-  } else if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    /* The fast path found the list full or the cache new: make room if
-     * needed. */
-    int full = tc->count[c] >= tc->cap[c];
-    make_room(tc, c);
-    push(tc, p, c);
-    if (full) account(tc);
+  if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
+    if (h != tc->heap && !sa_is_large_heap(h)) {
+      send_away(tc, h, p, c);
+    } else {
+      /* The fast path found the list full or the cache new: make room
+       * if needed. */
+      int full = tc->count[c] >= tc->cap[c];
+      make_room(tc, c);
+      push(tc, p, c);
+      if (full) account(tc);
+    }
   } else if (sound && h != tc->heap && !sa_is_large_heap(h)) {
     /* A large block of another thread's heap: leave it on that heap's
      * remote list.  The large blocks' heap, which no thread owns, takes
