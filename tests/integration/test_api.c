@@ -8,6 +8,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+/* For the commands that need a thread in each of two heaps. */
+static const char *const two_heaps[] = {"SIMALLOC_HEAPS=2", NULL};
+
 static it_result api(const char *cmd, const char *arg, const char *const env[]) {
   const char *argv[] = {"api", cmd, arg, NULL};
   it_result r = it_helper(argv, env, IT_PRELOAD);
@@ -90,8 +93,7 @@ Test(api, an_empty_cache_list_borrows_a_slightly_larger_block) {
  * block is borrowed from a larger size (two heaps: the freeing thread has
  * its own). */
 Test(api, blocks_freed_by_other_threads_come_before_borrowing) {
-  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
-  it_result r = api("remote-first", NULL, two);
+  it_result r = api("remote-first", NULL, two_heaps);
   cr_expect_eq(it_value(r.out, "remote"), 8, "blocks freed by the other thread: %s", r.out);
   cr_expect_eq(it_value(r.out, "borrowed_before"), 0, "borrowed while they waited: %s", r.out);
   it_result_free(&r);
@@ -100,8 +102,7 @@ Test(api, blocks_freed_by_other_threads_come_before_borrowing) {
 /* A thread keeps none of another heap's blocks that it frees for itself:
  * they go back to their heap, whose thread gets them again. */
 Test(api, blocks_of_another_heap_go_home_not_to_the_freeing_thread) {
-  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
-  it_result r = api("foreign-home", NULL, two);
+  it_result r = api("foreign-home", NULL, two_heaps);
   cr_expect_eq(it_value(r.out, "reused"), 0, "the freeing thread reused them: %s", r.out);
   cr_expect_eq(it_value(r.out, "home"), 8, "their heap's thread got them back: %s", r.out);
   it_result_free(&r);
@@ -127,8 +128,7 @@ Test(api, helper_rejects_unknown_command) {
 /* A thread whose heap would have to grow takes its blocks from another
  * heap's free memory instead, once there is enough of it (two heaps). */
 Test(api, a_heap_that_would_grow_takes_another_heaps_idle_memory) {
-  const char *two[] = {"SIMALLOC_HEAPS=2", NULL};
-  it_result r = api("idle-heap", NULL, two);
+  it_result r = api("idle-heap", NULL, two_heaps);
   unsigned long long of = it_value(r.out, "of");
   cr_expect_eq(it_value(r.out, "held"), 0, "taken while the other heap was full: %s", r.out);
   cr_expect_geq(it_value(r.out, "freed"), of * 3 / 4, "not taken from the idle heap: %s", r.out);
