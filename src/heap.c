@@ -726,6 +726,10 @@ void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, cons
 
 void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t n, size_t bytes) {
   sa_batch_set(h, first, last, n);
+  /* Counted before they are published: a thread that takes them (after
+   * the release below) subtracts after this add, so the count never
+   * wraps below zero, where it would read as too much. */
+  size_t waiting = __atomic_add_fetch(&h->remote_bytes, bytes, __ATOMIC_RELAXED);
   void *top = __atomic_load_n(&h->remote[cls], __ATOMIC_RELAXED);
   do {
     *(void **)last = top;
@@ -734,8 +738,7 @@ void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t
   /* Normally a thread of h takes them back into its cache.  If they pile up
    * (the heap's threads are gone or busy elsewhere) and nobody holds the
    * lock, the pusher frees them itself. */
-  if (sa_heap_remote_too_much(h, __atomic_add_fetch(&h->remote_bytes, bytes, __ATOMIC_RELAXED)) &&
-      sa_lock_try(&h->lock)) {
+  if (sa_heap_remote_too_much(h, waiting) && sa_lock_try(&h->lock)) {
     drain_locked(h);
     sa_lock_release(&h->lock);
   }

@@ -3,6 +3,7 @@
  * after many random operations. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -550,6 +551,40 @@ Test(heap, remote_batches_name_their_last_block_and_length) {
     release(b[i]);
   }
   assert_sound();
+}
+
+/* One thread pushes a block on a remote list as soon as the list is empty
+ * and another takes it back at once: the count of bytes waiting must never
+ * read below zero.  Counted after the push was published, it would, now
+ * and then, when the taker subtracts first; read as an unsigned number it
+ * is then "too much" and makes every lock holder free all remote blocks. */
+#define HANDOFFS 200000
+static void *push_often(void *arg) {
+  void *a = arg;
+  for (int i = 0; i < HANDOFFS; i++) {
+    while (sa_heap_remote_waiting(&heap, 3)) {
+    }
+    sa_heap_remote_push(&heap, 3, a, a, 1, 80);
+  }
+  return NULL;
+}
+
+Test(heap, the_count_of_remote_bytes_never_reads_below_zero) {
+  char *a = alloc(64);
+  alloc(16);
+  *blk_tag_ptr(a) = blk_cache_tag((uintptr_t)a, heap.key);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, push_often, a), 0);
+  int taken = 0, below = 0;
+  while (taken < HANDOFFS) {
+    if (!sa_heap_remote_take(&heap, 3)) continue;
+    sa_heap_remote_taken(&heap, 80);
+    taken++;
+    below += (int64_t)__atomic_load_n(&heap.remote_bytes, __ATOMIC_RELAXED) < 0;
+  }
+  pthread_join(t, NULL);
+  cr_assert_eq(below, 0, "%d of %d takes saw fewer than zero bytes waiting", below, taken);
+  cr_assert_eq(heap.remote_bytes, 0);
 }
 
 Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
