@@ -197,28 +197,33 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
  * blocks of another heap that it frees: in the other heap they lie among
  * that heap's threads' blocks, and writing to them would share cache
  * lines with those threads.  They wait, tagged as cached, in one of
- * SA_TC_AWAY chains (by class), and go to their heap's remote list
- * together once a chain holds AWAY_BATCH blocks or AWAY_BYTES bytes, when
- * a block of another heap or class needs its slot, at a sweep, and when
- * the cache is emptied. */
+ * SA_TC_AWAY chains (class c in chain c % SA_TC_AWAY, so the classes up
+ * to 528 bytes have one each), and go to their heap's remote list
+ * together once a chain holds AWAY_BATCH blocks or all chains hold
+ * AWAY_BYTES, when a block of another heap or class needs its chain, at a
+ * sweep, and when the cache is emptied.  Each push is a compare-and-swap
+ * on a line the heap's threads read: a thread freeing blocks of many
+ * sizes, as a queue's consumer does, sends long chains, not one or two
+ * blocks at a time. */
 #define AWAY_BATCH 32
-#define AWAY_BYTES 8192
+#define AWAY_BYTES 16384
 
-static void send_chain(sa_tc_away *w) {
+static void send_chain(sa_tcache *tc, sa_tc_away *w) {
   if (!w->n) return;
   push_home(w->heap, w->cls, w->first, w->last, w->n);
+  tc->away_bytes -= (size_t)w->n * (w->cls << 4);
   w->first = w->last = NULL;
   w->n = 0;
 }
 
 static void send_all_chains(sa_tcache *tc) {
-  for (int i = 0; i < SA_TC_AWAY; i++) send_chain(&tc->away[i]);
+  for (int i = 0; i < SA_TC_AWAY && tc->away_bytes; i++) send_chain(tc, &tc->away[i]);
 }
 
 /* p, a sound block of class c, belongs to heap h, not the thread's. */
 static void send_away(sa_tcache *tc, sa_heap *h, void *p, size_t c) {
   sa_tc_away *w = &tc->away[c % SA_TC_AWAY];
-  if (w->n && (w->heap != h || w->cls != c)) send_chain(w);
+  if (w->n && (w->heap != h || w->cls != c)) send_chain(tc, w);
   *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, sa_tc_key);
   *(void **)p = w->first;
   if (!w->n) {
@@ -228,7 +233,8 @@ static void send_away(sa_tcache *tc, sa_heap *h, void *p, size_t c) {
   }
   w->first = p;
   w->n++;
-  if (w->n >= AWAY_BATCH || (size_t)w->n * (c << 4) >= AWAY_BYTES) send_chain(w);
+  tc->away_bytes += c << 4;
+  if (w->n >= AWAY_BATCH || tc->away_bytes >= AWAY_BYTES) send_chain(tc, w);
 }
 
 /* Idle lists.  Every SWEEP_EVERY refills and overflows of a thread's

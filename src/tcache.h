@@ -34,8 +34,8 @@
 #define SA_TC_MAX_REQ   (SA_TC_MAX_BLOCK - SA_OVERHEAD)
 
 /* Blocks of other heaps that this thread frees go back to their heaps'
- * remote lists in batches, gathered in a few chains (tcache.c). */
-#define SA_TC_AWAY 8
+ * remote lists in batches, gathered in chains by class (tcache.c). */
+#define SA_TC_AWAY 32
 typedef struct sa_tc_away {
   void *first, *last;
   sa_heap *heap;
@@ -55,6 +55,7 @@ typedef struct sa_tcache {
   sa_heap *heap;                  /* the heap this thread allocates from */
   uintptr_t own_lo, own_span;     /* where its blocks lie: [own_lo, own_lo + own_span) */
   sa_tc_away away[SA_TC_AWAY];    /* other heaps' blocks on their way back */
+  size_t away_bytes;              /* in all of them */
   struct sa_tcache *next, *prev;  /* every live cache, for fork */
   int state;                      /* SA_TC_* */
 } sa_tcache;

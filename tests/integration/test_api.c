@@ -6,6 +6,7 @@
 #include "run.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* For the commands that need a thread in each of two heaps. */
@@ -105,6 +106,20 @@ Test(api, blocks_of_another_heap_go_home_not_to_the_freeing_thread) {
   it_result r = api("foreign-home", NULL, two_heaps);
   cr_expect_eq(it_value(r.out, "reused"), 0, "the freeing thread reused them: %s", r.out);
   cr_expect_eq(it_value(r.out, "home"), 8, "their heap's thread got them back: %s", r.out);
+  it_result_free(&r);
+}
+
+/* They go in batches, one per class, and a thread holds no more than
+ * 16 KiB of them: 32 blocks of each of the two small sizes go in two
+ * batches, and 64 blocks of 1008 bytes in at least four. */
+Test(api, blocks_of_another_heap_go_home_in_batches_of_a_class) {
+  const char *env[] = {"SIMALLOC_HEAPS=2", "SIMALLOC_STATS=1", NULL};
+  it_result r = api("away-batches", NULL, env);
+  const char *at = strstr(r.err, "remote frees ");
+  cr_assert_not_null(at, "no remote frees in the report: %s", r.err);
+  unsigned long long pushes = strtoull(at + strlen("remote frees "), NULL, 10);
+  cr_expect_geq(pushes, 2 + 4, "a thread held more than 16 KiB: %s", at);
+  cr_expect_leq(pushes, 2 + 5, "the two small sizes went one batch at a time: %s", at);
   it_result_free(&r);
 }
 

@@ -644,6 +644,33 @@ static int cmd_foreign_home(void) {
   return 0;
 }
 
+/* Another heap's blocks go home in batches (run with two heaps and
+ * SIMALLOC_STATS, whose count of remote frees is the number of batches).
+ * The second thread frees 64 blocks of the main thread's heap in two
+ * sizes taken in turn, 64 and 192 bytes, then 64 blocks of 1008 bytes,
+ * and ends; the test reads the count from the report at exit. */
+static void *free_all(void *arg) {
+  void **p = arg;
+  for (int i = 0; i < 128; i++) free(p[i]);
+  return p;
+}
+
+static int cmd_away_batches(void) {
+  static void *p[128];
+  for (int i = 0; i < 128; i++) {
+    size_t n = i < 64 ? (i % 2 ? 184 : 56) : 1000;
+    p[i] = malloc(n);
+    CHECK(p[i], "malloc");
+    memset(p[i], i, n);
+  }
+  pthread_t t;
+  void *done = NULL;
+  CHECK(pthread_create(&t, NULL, free_all, p) == 0, "pthread_create");
+  CHECK(pthread_join(t, &done) == 0 && done == p, "the thread's frees");
+  printf("freed=128\n");
+  return 0;
+}
+
 /* A thread whose heap would have to grow takes blocks from another heap
  * that holds free memory it touched already (run with two heaps: the main
  * thread has one, the second thread the other).  The second thread asks
@@ -803,6 +830,7 @@ static const struct command commands[] = {
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},
   {"foreign-home", cmd_foreign_home},
+  {"away-batches", cmd_away_batches},
   {"idle-list", cmd_idle_list},
   {"idle-heap", cmd_idle_heap},
   {"one-each", cmd_one_each},
