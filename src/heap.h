@@ -20,7 +20,7 @@
 #include "lock.h"
 
 /* Remote lists per block size class (size / 16), the last for all larger. */
-#define SA_REMOTE_LISTS 130
+#define SA_REMOTE_LISTS 258
 
 /* Counters kept under the heap lock. */
 typedef struct sa_heap_stats {

@@ -29,7 +29,7 @@
 #include "heap.h"
 #include "sites.h"
 
-#define SA_TC_MAX_BLOCK 2048u
+#define SA_TC_MAX_BLOCK 4096u
 #define SA_TC_CLASSES   (SA_TC_MAX_BLOCK / SA_ALIGN + 1)  /* index = size / 16 */
 #define SA_TC_MAX_REQ   (SA_TC_MAX_BLOCK - SA_OVERHEAD)
 

@@ -124,7 +124,7 @@ Test(stats, large_blocks_get_a_heap_of_their_own_in_quantity) {
 }
 
 /* A size class used once takes a block or two from the heap, not a
- * batch for the thread cache: one block of each of 128 sizes touches
+ * batch for the thread cache: one block of each of 256 sizes touches
  * little more of the arena than the blocks themselves. */
 Test(stats, first_use_of_a_size_costs_little) {
   const char *argv[] = {"api", "one-each", NULL};

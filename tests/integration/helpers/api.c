@@ -727,7 +727,7 @@ static int cmd_idle_heap(void) {
   return 0;
 }
 
-/* One block of each size from 16 to 2 KiB in steps of 16, all kept: the
+/* One block of each size from 16 to 4 KiB in steps of 16, all kept: the
  * bytes asked for and the arena's touched bytes then (simalloc_get_stats)
  * show what the first use of each size costs. */
 static int cmd_one_each(void) {
@@ -737,7 +737,7 @@ static int cmd_one_each(void) {
   } st;
   int (*get)(struct stats *) = (int (*)(struct stats *))dlsym(RTLD_DEFAULT, "simalloc_get_stats");
   CHECK(get, "simalloc_get_stats is not there");
-  enum { SIZES = 2048 / 16 };
+  enum { SIZES = 4096 / 16 };
   static void *p[SIZES];
   size_t asked = 0;
   for (int i = 0; i < SIZES; i++) {
