@@ -51,24 +51,9 @@ SA_API void *malloc(size_t n) {
   return sa_tc_malloc(n);
 }
 
-static __attribute__((noinline, cold)) void free_foreign(void *p) {
-  int saved = errno;
-  owner(p, "free");  /* reports it */
-  errno = saved;
-}
-
-static inline __attribute__((always_inline)) void free_body(void *p) {
-  if (!p) return;
-  if (__builtin_expect(!sa_in_arena(p), 0)) {
-    free_foreign(p);
-    return;
-  }
-  sa_tc_free(p);
-}
-
 static __attribute__((noinline, cold)) void free_hooked(void *p) {
   sa_hook(SA_CALL_FREE);
-  free_body(p);
+  sa_tc_free(p);
 }
 
 SA_API void free(void *p) {
@@ -76,7 +61,7 @@ SA_API void free(void *p) {
     free_hooked(p);
     return;
   }
-  free_body(p);
+  sa_tc_free(p);
 }
 
 SA_API void free_sized(void *p, size_t size) {

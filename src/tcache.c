@@ -610,6 +610,19 @@ static void free_slow(void *p, uint64_t hd, int moved) {
 
 void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
 
+/* The fast free found p outside the thread's own heap (or the thread's
+ * cache is not set up yet). */
+void sa_tc_free_elsewhere(void *p) {
+  if (!p) return;
+  if (!sa_process_ready() || !sa_in_arena(p)) {
+    int saved = errno;
+    sa_bad_ptr("free", "invalid pointer", p);
+    errno = saved;
+    return;
+  }
+  free_slow(p, blk_head((uintptr_t)p - SA_PAYLOAD), 0);
+}
+
 void sa_tc_free_moved(void *p) {
   uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
   sa_heap *h = sa_heap_of(p);

@@ -139,16 +139,24 @@ static inline int next_sound(uintptr_t n) {
   return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
 }
 
-/* p is non-NULL and inside the arena.  A block recorded at its site takes
- * the slow path, which credits it back first. */
+void sa_tc_free_elsewhere(void *p);
+
+/* Frees p, any pointer the program passes.  The fast path caches a live
+ * block of the thread's own heap: one range test tells it from NULL, a
+ * pointer that is not ours and another heap's block, which go out of line
+ * (sa_tc_free_elsewhere).  A block recorded at its site, or one for a
+ * full list, takes the slow path, which credits it back first. */
 static inline __attribute__((always_inline)) void sa_tc_free(void *p) {
+  sa_tcache *tc = &sa_tc;
+  if (__builtin_expect((uintptr_t)p - tc->own_lo >= tc->own_span, 0)) {
+    sa_tc_free_elsewhere(p);
+    return;
+  }
   uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
   uint64_t hd = blk_head(b);
   uint64_t tag = blk_cache_tag((uintptr_t)p, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
-  sa_tcache *tc = &sa_tc;
   if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
-                           (uintptr_t)p - tc->own_lo < tc->own_span &&
                            sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
                        1)) {
     *(void **)p = tc->bin[c];
