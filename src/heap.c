@@ -687,8 +687,15 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max) {
   return (int)n;
 }
 
-int sa_heap_must_grow_locked(const sa_heap *h, size_t size) {
+static int must_grow(const sa_heap *h, size_t size) {
   return sa_tree_largest(&h->tree) < size && (!h->top || h->top + size + SA_MIN_BLOCK > h->touched);
+}
+
+int sa_heap_must_grow_locked(sa_heap *h, size_t size) {
+  if (!must_grow(h, size)) return 0;
+  if (!__atomic_load_n(&h->remote_bytes, __ATOMIC_RELAXED)) return 1;
+  drain_locked(h);
+  return must_grow(h, size);
 }
 
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call) {

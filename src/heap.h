@@ -175,8 +175,12 @@ static inline size_t sa_heap_idle(const sa_heap *h) {
 }
 /* Whether a block of size bytes must come from memory the heap never
  * touched: no free block of the index fits, and the top would have to
- * reach higher.  The lock must be held. */
-int sa_heap_must_grow_locked(const sa_heap *h, size_t size);
+ * reach higher.  The lock must be held.  If so and blocks wait on the
+ * remote lists, they are freed first: they may merge into a hole that
+ * fits, and blocks of other classes that wait there would otherwise stay
+ * apart while the heap grows (a producer whose consumers free blocks of
+ * many sizes). */
+int sa_heap_must_grow_locked(sa_heap *h, size_t size);
 
 /* Frees the block at p, whose contents realloc has moved elsewhere, and
  * keeps the heap's resident memory in bounds (heap.c, realloc_trim). */

@@ -587,6 +587,26 @@ Test(heap, the_count_of_remote_bytes_never_reads_below_zero) {
   cr_assert_eq(heap.remote_bytes, 0);
 }
 
+/* Before a heap touches new memory for a block, the blocks waiting on its
+ * remote lists are freed: two neighbours there merge into a hole that
+ * holds the block. */
+Test(heap, a_heap_about_to_grow_frees_its_remote_blocks_first) {
+  char *a = alloc(1000), *b = alloc(1000);
+  alloc(16);
+  size_t size = block_size(a) + block_size(b), cls = sa_remote_list(block_size(a));
+  cr_assert(sa_heap_must_grow_locked(&heap, size), "nothing is free yet");
+  for (char *p = a; p; p = p == a ? b : NULL) *blk_tag_ptr(p) = blk_cache_tag((uintptr_t)p, heap.key);
+  *(void **)a = b;
+  *(void **)b = NULL;
+  sa_heap_remote_push(&heap, cls, a, b, 2, size);
+  cr_assert_eq(heap.remote[cls], a, "a flow this small is left for a thread cache");
+  cr_assert_not(sa_heap_must_grow_locked(&heap, size), "the waiting blocks were not freed");
+  cr_assert_null(heap.remote[cls]);
+  cr_assert_eq(heap.remote_bytes, 0);
+  cr_assert_eq(heap.st.used_blocks, 1);
+  assert_sound();
+}
+
 Test(heap, remote_push_frees_when_blocks_pile_up_and_the_lock_is_free) {
   char *a = alloc(64);
   alloc(16);
