@@ -129,8 +129,9 @@ void *sa_heap_checked_link(const sa_heap *h, void *link);
  * length (sa_batch_*), so the blocks in between, which another core freed,
  * are not read until they are used.  Whoever locks the heap frees the
  * large blocks' list, and all of them once too much waits
- * (sa_heap_remote_too_much); so does the pusher then, if the lock is
- * free. */
+ * (sa_heap_remote_too_much) or before the heap grows
+ * (sa_heap_must_grow_locked); so does the pusher when too much waits, if
+ * the lock is free. */
 void sa_heap_remote_push(sa_heap *h, size_t cls, void *first, void *last, size_t n, size_t bytes);
 void *sa_heap_remote_take(sa_heap *h, size_t cls);
 /* Whether blocks wait on list cls (a hint: they may be taken meanwhile). */
