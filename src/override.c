@@ -30,15 +30,6 @@ static inline void *enomem(void) {
 
 static inline int pow2(size_t a) { return a && !(a & (a - 1)); }
 
-/* The heap that owns p, or NULL (reported) if p is not ours. */
-static inline sa_heap *owner(void *p, const char *call) {
-  if (__builtin_expect(!sa_process_ready() || !sa_in_arena(p), 0)) {
-    sa_bad_ptr(call, "invalid pointer", p);
-    return NULL;
-  }
-  return sa_heap_of(p);
-}
-
 /* The entry points' rare cases are out of line, so that their fast paths
  * make no call that returns to them and save few registers. */
 static __attribute__((noinline, cold)) void *malloc_hooked(size_t n) {
@@ -100,7 +91,7 @@ SA_API void *realloc(void *p, size_t n) {
     free(p);
     return NULL;
   }
-  sa_heap *h = owner(p, "realloc");
+  sa_heap *h = sa_process_owner(p, "realloc");
   if (!h) {
     errno = EINVAL;
     return NULL;
@@ -193,6 +184,6 @@ SA_API void *pvalloc(size_t n) {
 SA_API size_t malloc_usable_size(void *p) {
   sa_count(SA_CALL_USABLE);
   if (!p) return 0;
-  sa_heap *h = owner(p, "malloc_usable_size");
+  sa_heap *h = sa_process_owner(p, "malloc_usable_size");
   return h ? sa_heap_usable(h, p, "malloc_usable_size") : 0;
 }

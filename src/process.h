@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fmt.h"
 #include "heap.h"
 
 #define SA_MAX_HEAPS 64
@@ -57,6 +58,16 @@ static inline int sa_in_arena(const void *p) {
 /* The heap that owns p, which is inside the arena. */
 static inline sa_heap *sa_heap_of(const void *p) {
   return &sa_arena_g.heaps[((uintptr_t)p - sa_arena_g.base) >> sa_arena_g.shift];
+}
+
+/* The heap that owns p, or NULL (reported as an invalid pointer) if p is
+ * not ours. */
+static inline sa_heap *sa_process_owner(const void *p, const char *call) {
+  if (__builtin_expect(!sa_process_ready() || !sa_in_arena(p), 0)) {
+    sa_bad_ptr(call, "invalid pointer", p);
+    return NULL;
+  }
+  return sa_heap_of(p);
 }
 
 /* A heap for a new thread, round robin. */

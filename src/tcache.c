@@ -568,6 +568,12 @@ static inline int stray(const sa_heap *h, size_t size) {
   return sa_process_large_open() && !sa_is_large_heap(h) && size >= sa_arena_g.large_min;
 }
 
+/* Whether h is the heap of another thread than tc's: neither tc's own
+ * heap nor the large blocks' heap, which no thread owns. */
+static inline int others(const sa_tcache *tc, const sa_heap *h) {
+  return h != tc->heap && !sa_is_large_heap(h);
+}
+
 /* sa_tc_free_slow; moved: p is the block realloc moved away from. */
 static void free_slow(void *p, uint64_t hd, int moved) {
   int saved = errno;
@@ -581,8 +587,9 @@ static void free_slow(void *p, uint64_t hd, int moved) {
     sa_site_released(p, head_size(hd));  /* clears TRACKED */
     hd = blk_head(a - SA_PAYLOAD);
   }
+  int foreign = others(tc, h);
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    if (h != tc->heap && !sa_is_large_heap(h)) {
+    if (foreign) {
       send_away(tc, h, p, c);
     } else {
       /* The fast path found the list full or the cache new: make room
@@ -592,7 +599,7 @@ static void free_slow(void *p, uint64_t hd, int moved) {
       push(tc, p, c);
       if (full) account(tc);
     }
-  } else if (sound && h != tc->heap && !sa_is_large_heap(h)) {
+  } else if (sound && foreign) {
     /* A large block of another thread's heap: leave it on that heap's
      * remote list.  The large blocks' heap, which no thread owns, takes
      * its blocks back at once. */
@@ -614,19 +621,16 @@ void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
  * cache is not set up yet). */
 void sa_tc_free_elsewhere(void *p) {
   if (!p) return;
-  if (!sa_process_ready() || !sa_in_arena(p)) {
-    int saved = errno;
-    sa_bad_ptr("free", "invalid pointer", p);
-    errno = saved;
-    return;
-  }
-  free_slow(p, blk_head((uintptr_t)p - SA_PAYLOAD), 0);
+  int saved = errno;
+  sa_heap *h = sa_process_owner(p, "free");  /* reports a pointer not ours */
+  errno = saved;
+  if (h) free_slow(p, blk_head((uintptr_t)p - SA_PAYLOAD), 0);
 }
 
 void sa_tc_free_moved(void *p) {
   uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
   sa_heap *h = sa_heap_of(p);
-  if (sa_tc_class(head_size(hd)) < SA_TC_CLASSES || (h != sa_tc.heap && !sa_is_large_heap(h)))
+  if (sa_tc_class(head_size(hd)) < SA_TC_CLASSES || others(&sa_tc, h))
     sa_tc_free(p);
   else
     free_slow(p, hd, 1);
