@@ -567,10 +567,25 @@ static int cmd_idle_list(void) {
   return 0;
 }
 
+/* Frees the n blocks at p in a second thread, which then ends; 0 on
+ * success. */
+struct to_free {
+  void **p;
+  int n;
+};
+
 static void *free_them(void *arg) {
-  void **p = arg;
-  for (int i = 0; i < 8; i++) free(p[i]);
-  return NULL;
+  struct to_free *f = arg;
+  for (int i = 0; i < f->n; i++) free(f->p[i]);
+  return f;
+}
+
+static int free_in_a_thread(void **p, int n) {
+  struct to_free f = {p, n};
+  pthread_t t;
+  void *done = NULL;
+  if (pthread_create(&t, NULL, free_them, &f) != 0 || pthread_join(t, &done) != 0) return -1;
+  return done == &f ? 0 : -1;
 }
 
 /* Blocks that another thread freed into this thread's heap come before a
@@ -587,9 +602,7 @@ static int cmd_remote_first(void) {
   q = malloc(1000);  /* after: the 900s must not borrow its class's blocks */
   CHECK(q, "malloc(1000)");
   free(q);
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, free_them, p) == 0, "pthread_create");
-  CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+  CHECK(free_in_a_thread(p, 8) == 0, "the second thread");
   int seen = 0, q_before = 0;
   void *r[24];
   for (int i = 0; i < 24; i++) {
@@ -649,12 +662,6 @@ static int cmd_foreign_home(void) {
  * The second thread frees 64 blocks of the main thread's heap in two
  * sizes taken in turn, 64 and 192 bytes, then 64 blocks of 1008 bytes,
  * and ends; the test reads the count from the report at exit. */
-static void *free_all(void *arg) {
-  void **p = arg;
-  for (int i = 0; i < 128; i++) free(p[i]);
-  return p;
-}
-
 static int cmd_away_batches(void) {
   static void *p[128];
   for (int i = 0; i < 128; i++) {
@@ -663,10 +670,7 @@ static int cmd_away_batches(void) {
     CHECK(p[i], "malloc");
     memset(p[i], i, n);
   }
-  pthread_t t;
-  void *done = NULL;
-  CHECK(pthread_create(&t, NULL, free_all, p) == 0, "pthread_create");
-  CHECK(pthread_join(t, &done) == 0 && done == p, "the thread's frees");
+  CHECK(free_in_a_thread(p, 128) == 0, "the second thread");
   printf("freed=128\n");
   return 0;
 }
