@@ -258,6 +258,7 @@ __attribute__((constructor)) static void process_init(void) {
 
 __attribute__((destructor)) static void process_exit(void) {
   if (__atomic_load_n(&sa_state, __ATOMIC_ACQUIRE) != SA_READY) return;
+  sa_tc_settle_held();
   sa_snapshot_stop();
   sa_sites_report_leaks();
   if (sa_counting) print_stats();

@@ -273,7 +273,28 @@ static void make_room(sa_tcache *tc, size_t c) {
   tc->refilled[c] = 0;
 }
 
+static void account(sa_tcache *tc);
+
+/* Caches p, a sound block of the thread's own heap, in list c. */
+static void cache_own(sa_tcache *tc, void *p, size_t c) {
+  int full = tc->count[c] >= tc->cap[c];
+  make_room(tc, c);
+  push(tc, p, c);
+  if (full) account(tc);
+}
+
+/* The held block goes straight back to its heap, which checks it: tc may
+ * be another, dead thread's cache. */
+static void drop_held(sa_tcache *tc) {
+  void *p = tc->held;
+  if (!p) return;
+  tc->held = NULL;
+  *blk_tag_ptr(p) = 0;
+  sa_heap_free(sa_heap_of(p), p, "free");
+}
+
 void sa_tc_flush_all(sa_tcache *tc) {
+  drop_held(tc);
   for (size_t c = 0; c < SA_TC_CLASSES; c++)
     if (tc->bin[c]) flush_list(tc, c, tc->count[c]);
   send_all_chains(tc);
@@ -532,6 +553,12 @@ void *sa_tc_malloc_slow(size_t n) {
   if (n <= SA_TC_MAX_REQ) {
     sa_tcache *tc = &sa_tc;
     size_t s = blk_size_for(n), c = sa_tc_class(s), k;
+    void *held = tc->held;
+    if (held) {  /* the block freed last may be of this list, or lend */
+      tc->held = NULL;
+      sa_tc_settle(tc, held, tc->held_size);
+      if (tc->bin[c] && sa_tc_unsampled(tc, s)) return sa_tc_pop(tc, c);
+    }
     if (!tc->bin[c] && tc->heap && !sa_heap_remote_waiting(tc->heap, c) &&
         (k = lender(tc, c)) && sa_tc_unsampled(tc, s))
       return sa_tc_pop(tc, k);
@@ -589,16 +616,10 @@ static void free_slow(void *p, uint64_t hd, int moved) {
   }
   int foreign = others(tc, h);
   if (sound && c < SA_TC_CLASSES && tc->cap[c]) {
-    if (foreign) {
+    if (foreign)
       send_away(tc, h, p, c);
-    } else {
-      /* The fast path found the list full or the cache new: make room
-       * if needed. */
-      int full = tc->count[c] >= tc->cap[c];
-      make_room(tc, c);
-      push(tc, p, c);
-      if (full) account(tc);
-    }
+    else
+      cache_own(tc, p, c);  /* recorded at its site, or the cache is new */
   } else if (sound && foreign) {
     /* A large block of another thread's heap: leave it on that heap's
      * remote list.  The large blocks' heap, which no thread owns, takes
@@ -616,6 +637,23 @@ static void free_slow(void *p, uint64_t hd, int moved) {
 }
 
 void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
+
+/* The held block p, of size bytes, found its list full, or the head after
+ * it damaged. */
+void sa_tc_settle_slow(void *p, size_t size) {
+  int saved = errno;
+  if (next_sound((uintptr_t)p - SA_PAYLOAD + size)) {
+    cache_own(&sa_tc, p, sa_tc_class(size));
+  } else {
+    *blk_tag_ptr(p) = 0;
+    sa_heap_free(sa_heap_of(p), p, "free");  /* reports the damaged head */
+  }
+  errno = saved;
+}
+
+void sa_tc_settle_held(void) {
+  if (sa_tc.state == SA_TC_ACTIVE) drop_held(&sa_tc);
+}
 
 /* The fast free found p outside the thread's own heap (or the thread's
  * cache is not set up yet). */

@@ -2,8 +2,9 @@
  *
  * In front of the first-fit heaps, each thread keeps, per block size up to
  * SA_TC_MAX_BLOCK (16-byte classes), a short LIFO list of blocks it freed.
- * A small malloc pops one and a small free pushes one: no lock, no shared
- * cache line, a handful of instructions.  The heaps still own the blocks
+ * A small malloc pops one and a small free pushes one (the block of the
+ * thread's previous free: see sa_tc_hold): no lock, no shared cache line,
+ * a handful of instructions.  The heaps still own the blocks
  * (they stay "used" there, tagged as cached, see block.h), so the policy
  * inside each heap stays address-ordered first fit and the snapshot shows
  * the cached blocks for what they are.
@@ -54,6 +55,8 @@ typedef struct sa_tcache {
   size_t reported;                /* part of bytes counted in the process total */
   sa_heap *heap;                  /* the heap this thread allocates from */
   uintptr_t own_lo, own_span;     /* where its blocks lie: [own_lo, own_lo + own_span) */
+  void *held;                     /* the block freed last, not yet checked (sa_tc_hold) */
+  size_t held_size;
   sa_tc_away away[SA_TC_AWAY];    /* other heaps' blocks on their way back */
   size_t away_bytes;              /* in all of them */
   struct sa_tcache *next, *prev;  /* every live cache, for fork */
@@ -68,6 +71,10 @@ extern uint64_t sa_tc_key;  /* the arena's header key */
 /* Slow paths. */
 void *sa_tc_malloc_slow(size_t n);
 void sa_tc_free_slow(void *p, uint64_t head);
+void sa_tc_settle_slow(void *p, size_t size);
+/* The process exits: the block this thread freed last, held back and not
+ * checked yet, goes back to its heap, which checks it. */
+void sa_tc_settle_held(void);
 /* Frees the block realloc moved away from: a block too large for the cache
  * goes straight back to this thread's heap or to the large blocks' heap
  * (sa_heap_free_moved); other blocks as sa_tc_free. */
@@ -133,37 +140,71 @@ static inline void *sa_tc_malloc(size_t n) {
 }
 
 /* The head after a used block must be intact: a write past the block's
- * end is caught here, at its free. */
+ * end is caught when the block is freed (sa_tc_hold). */
 static inline int next_sound(uintptr_t n) {
   uint64_t nh = blk_head(n);
   return (nh & SA_PREV_USED) && head_valid(n, nh, sa_tc_key);
 }
 
+/* Caches p, the block of size bytes held back by the thread's previous
+ * free, once the head after it is found sound: here if its list has room,
+ * else out of line (a full list, a damaged head). */
+static inline __attribute__((always_inline)) void sa_tc_settle(sa_tcache *tc, void *p,
+                                                               size_t size) {
+  size_t c = sa_tc_class(size);
+  if (__builtin_expect(tc->count[c] < tc->cap[c] && next_sound((uintptr_t)p - SA_PAYLOAD + size),
+                       1)) {
+    *(void **)p = tc->bin[c];
+    tc->bin[c] = p;
+    tc->count[c]++;
+    tc->bytes += size;
+    return;
+  }
+  sa_tc_settle_slow(p, size);
+}
+
+/* Holding back.  Checking the head after a block reads a line that the
+ * program seldom has in its cache, and a free that waited for it would
+ * hold back the program's next loads.  So the fast free checks the
+ * block's own head and tag, tags it as cached (from here on a second free
+ * of it is a double free), starts fetching the next head, and leaves the
+ * block in tc->held until the thread's next free, when the line is there:
+ * only then is the next head checked and the block cached.  A write past
+ * a block's end is so reported, naming the block, at the thread's next
+ * free, or when the block is needed sooner (a malloc that finds its list
+ * empty), the cache is emptied or the thread or the process exits.  Until
+ * then the block is neither in a list nor in its heap. */
+static inline __attribute__((always_inline)) void sa_tc_hold(sa_tcache *tc, void *p, uint64_t tag,
+                                                             size_t size) {
+  __builtin_prefetch((char *)p - SA_PAYLOAD + size + 8);  /* the next head */
+  *blk_tag_ptr(p) = tag;
+  void *q = tc->held;
+  size_t qsize = tc->held_size;
+  tc->held = p;
+  tc->held_size = size;
+  if (q) sa_tc_settle(tc, q, qsize);
+}
+
 void sa_tc_free_elsewhere(void *p);
 
-/* Frees p, any pointer the program passes.  The fast path caches a live
- * block of the thread's own heap: one range test tells it from NULL, a
- * pointer that is not ours and another heap's block, which go out of line
- * (sa_tc_free_elsewhere).  A block recorded at its site, or one for a
- * full list, takes the slow path, which credits it back first. */
+/* Frees p, any pointer the program passes.  The fast path holds back a
+ * live block of the thread's own heap (see above): one range test tells
+ * it from NULL, a pointer that is not ours and another heap's block,
+ * which go out of line (sa_tc_free_elsewhere).  A block recorded at its
+ * site, or one freed before the cache is set up, takes the slow path. */
 static inline __attribute__((always_inline)) void sa_tc_free(void *p) {
   sa_tcache *tc = &sa_tc;
   if (__builtin_expect((uintptr_t)p - tc->own_lo >= tc->own_span, 0)) {
     sa_tc_free_elsewhere(p);
     return;
   }
-  uintptr_t b = (uintptr_t)p - SA_PAYLOAD;
-  uint64_t hd = blk_head(b);
+  uint64_t hd = blk_head((uintptr_t)p - SA_PAYLOAD);
   uint64_t tag = blk_cache_tag((uintptr_t)p, sa_tc_key);
   size_t size = head_size(hd), c = sa_tc_class(size);
-  if (__builtin_expect(c < SA_TC_CLASSES && tc->count[c] < tc->cap[c] && !(hd & SA_TRACKED) &&
-                           sa_blk_live_tagged(p, hd, tag) && next_sound(b + size),
+  if (__builtin_expect(c < SA_TC_CLASSES && tc->cap[c] && !(hd & SA_TRACKED) &&
+                           sa_blk_live_tagged(p, hd, tag),
                        1)) {
-    *(void **)p = tc->bin[c];
-    *blk_tag_ptr(p) = tag;
-    tc->bin[c] = p;
-    tc->count[c]++;
-    tc->bytes += size;
+    sa_tc_hold(tc, p, tag, size);
     return;
   }
   sa_tc_free_slow(p, hd);

@@ -2,10 +2,11 @@
  *
  * free and realloc of a stack address, an interior pointer, a pointer
  * into foreign mmap'd memory, a double free, and a write past the end of a
- * block: the child must die by SIGABRT after one message that names the
- * call and the pointer.  With SIMALLOC_ON_ERROR=warn the same calls are
- * reported and have no effect; with SIMALLOC_CHECK=1 a write into a freed
- * block is caught by the heap check at the next call.
+ * block (reported at the thread's next free, or when something needs the
+ * block sooner): the child must die by SIGABRT after one message that
+ * names the call and the pointer.  With SIMALLOC_ON_ERROR=warn the same
+ * calls are reported and have no effect; with SIMALLOC_CHECK=1 a write
+ * into a freed block is caught by the heap check at the next call.
  */
 #include "run.h"
 
@@ -61,8 +62,44 @@ Test(misuse, double_free) {
   expect_report("double-free", "simalloc: free(): double free 0x");
 }
 
-Test(misuse, write_past_the_end_into_the_next_header) {
-  expect_report("overflow", "simalloc: free(): heap overflow: the header after this block is damaged 0x");
+/* A freed block is held back until the thread's next free, which reports
+ * the damage, or until something needs it sooner (tcache.h). */
+#define OVERFLOW "simalloc: free(): heap overflow: the header after this block is damaged 0x"
+
+/* The helper says when the call that should have reported it returned. */
+static void expect_overflow(const char *kind) {
+  const char *argv[] = {"misuse", kind, NULL};
+  it_result r = it_helper(argv, NULL, IT_PRELOAD);
+  it_assert_abort(&r, OVERFLOW);
+  cr_assert_null(strstr(r.err, "after an overflow"), "reported too late:\n%s", r.err);
+  it_result_free(&r);
+  expect_report(kind, OVERFLOW);  /* names the block */
+}
+
+Test(misuse, write_past_the_end_is_reported_at_the_next_free) {
+  expect_overflow("overflow");
+}
+
+Test(misuse, write_past_the_end_is_reported_by_a_malloc_with_an_empty_list) {
+  expect_overflow("overflow-malloc");
+}
+
+Test(misuse, write_past_the_end_is_reported_at_the_threads_exit) {
+  expect_overflow("overflow-thread");
+}
+
+Test(misuse, write_past_the_end_is_reported_at_the_processs_exit) {
+  expect_overflow("overflow-exit");
+}
+
+/* With the caches off nothing is held back: the free itself reports it. */
+Test(misuse, write_past_the_end_without_caches_is_reported_at_its_free) {
+  const char *argv[] = {"misuse", "overflow", NULL};
+  const char *env[] = {"SIMALLOC_CACHE_SIZE=0", NULL};
+  it_result r = it_helper(argv, env, IT_PRELOAD);
+  it_assert_abort(&r, OVERFLOW);
+  cr_assert_null(strstr(r.err, "returned"), "the free returned:\n%s", r.err);
+  it_result_free(&r);
 }
 
 Test(misuse, a_write_to_a_cached_block_is_reported_when_the_cache_is_emptied) {

@@ -2,7 +2,7 @@
  *
  *   misuse free-stack | free-interior | free-mmap | double-free
  *          realloc-stack | realloc-interior | realloc-mmap
- *          overflow | write-after-free | warn
+ *          overflow[-malloc|-thread|-exit] | write-after-free | warn
  *
  * Prints "ptr=0x..." (the bad pointer) on stdout before the bad call, so
  * the test can check that the allocator's message names it.  The
@@ -53,15 +53,43 @@ static void *bad_pointer(const char *kind, char *stack) {
 
 /* Frees two blocks into this thread's cache, then writes a stack address
  * over the first word of the last one, its link in the cache; the thread's
- * exit empties the cache along that link. */
+ * exit empties the cache along that link.  (A third free: the block freed
+ * last is held back out of the lists, tcache.h.) */
 static void *write_after_free(void *arg) {
-  char *a = malloc(64), *b = malloc(64);
-  CHECK(a && b, "malloc(64)");
+  char *a = malloc(64), *b = malloc(64), *c = malloc(64);
+  CHECK(a && b && c, "malloc(64)");
   free(a);
   free(b);
+  free(c);
   void *bogus = (char *)arg + 32;
   announce(bogus);
   memcpy(launder(b), &bogus, sizeof bogus);
+  return NULL;
+}
+
+/* One byte written past a's usable end lands in the next block's head.
+ * free(a) holds a back (tcache.h) and the damage is reported, naming a,
+ * at what comes next, which `then` picks: "" the thread's next free,
+ * "-malloc" a malloc that finds its list empty, "-thread" the thread's
+ * exit (this runs in a thread of its own), "-exit" the process's. */
+static void *overflow(void *then) {
+  char *a = malloc(40), *b = malloc(40), *c = malloc(40);
+  CHECK(a && b && c, "malloc(40)");
+  size_t n = malloc_usable_size(a);
+  memset(a, 'x', n + 1);
+  announce(a);
+  free(launder(a));
+  fprintf(stderr, "misuse: free(%p) returned\n", (void *)a);
+  if (strcmp(then, "") == 0) {
+    free(c);
+    fprintf(stderr, "misuse: the free after an overflow returned\n");
+    exit(1);
+  }
+  if (strcmp(then, "-malloc") == 0) {
+    void *p = malloc(3000);
+    fprintf(stderr, "misuse: the malloc after an overflow returned %p\n", p);
+    exit(1);
+  }
   return NULL;
 }
 
@@ -73,16 +101,19 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *what = argv[1];
-  if (strcmp(what, "overflow") == 0) {
-    /* One byte written past the usable end lands in the next block's head. */
-    char *a = malloc(40), *b = malloc(40);
-    CHECK(a && b, "malloc(40)");
-    size_t n = malloc_usable_size(a);
-    memset(a, 'x', n + 1);
-    announce(a);
-    free(launder(a));
-    fprintf(stderr, "misuse: free(%p) after an overflow returned\n", (void *)a);
-    return 1;
+  if (strncmp(what, "overflow", 8) == 0) {
+    const char *then = what + 8;
+    if (strcmp(then, "-thread") == 0) {
+      pthread_t t;
+      CHECK(pthread_create(&t, NULL, overflow, (void *)then) == 0, "pthread_create");
+      pthread_join(t, NULL);
+      fprintf(stderr, "misuse: a thread exited after an overflow\n");
+      exit(1);
+    }
+    if (*then && strcmp(then, "-malloc") != 0 && strcmp(then, "-exit") != 0)
+      goto usage;
+    overflow((void *)then);
+    return 1;  /* "-exit": the process's exit reports it */
   }
   if (strcmp(what, "write-after-free") == 0) {
     pthread_t t;
