@@ -55,6 +55,7 @@
 #include <stdint.h>
 
 #define SA_ALIGN      16u
+#define SA_LINE       64u   /* a cache line: what threads should not share */
 #define SA_PAYLOAD    16u   /* payload offset from the block start */
 #define SA_OVERHEAD   8u    /* head; prev_foot is lent to the payload */
 #define SA_MIN_BLOCK  32u   /* a free block must hold head + index node */

@@ -665,7 +665,7 @@ void sa_heap_unlock(sa_heap *h) {
   sa_lock_release(&h->lock);
 }
 
-int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max) {
+int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max, int line_end) {
   uintptr_t f = find(h, size);
   if (!f) return 0;
   /* Every hole below f is too small, so repeated first fits would carve
@@ -674,7 +674,14 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max) {
   size_t fsize = head_size(fh), n = fsize / size;
   if (n > (size_t)max) n = (size_t)max;
   if (n > 1 && fsize - n * size != 0 && fsize - n * size < SA_MIN_BLOCK) n--;
-  size_t got = claim(h, f, n * size, fh);
+  size_t keep = n * size;
+  if (line_end && size < SA_LINE) {
+    /* The next block's head at f + keep + 8, its payload on a line. */
+    size_t pad = (SA_LINE - SA_PAYLOAD - (f + keep)) & (SA_LINE - 1);
+    size_t rest = fsize - keep - pad;
+    if (keep + pad <= fsize && (rest == 0 || rest >= SA_MIN_BLOCK)) keep += pad;
+  }
+  size_t got = claim(h, f, keep, fh);
   uint64_t prev = fh & SA_PREV_USED;
   for (size_t i = 0; i < n; i++) {
     uintptr_t b = f + i * size;

@@ -104,8 +104,11 @@ void sa_heap_unlock(sa_heap *h);
 /* Up to max blocks of size bytes, as max first fits in a row would give
  * them, with one search of the index; returns how many (0: none fits).
  * They lie side by side: block i's payload is *first + i * size.  Only
- * the last may be larger than size (by less than SA_MIN_BLOCK). */
-int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max);
+ * the last may be larger than size: by less than SA_MIN_BLOCK, or, with
+ * line_end and blocks under a cache line, by up to 48 bytes more, so
+ * that the payload of the block after the run starts a cache line (the
+ * thread that takes the next run then shares no line with this one). */
+int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max, int line_end);
 void sa_heap_free_locked(sa_heap *h, void *p, const char *call);
 /* Frees k used blocks of size bytes that lie side by side, the lowest at
  * payload lo, as sa_heap_free_locked would one by one, but with one merge

@@ -184,6 +184,10 @@ sa_heap *sa_process_pick_heap(void) {
   return sa_process_heap((int)i + (i > 0 && sa_arena_g.large_min ? 1 : 0));
 }
 
+int sa_process_heaps_shared(void) {
+  return __atomic_load_n(&next_heap, __ATOMIC_RELAXED) > (unsigned)sa_arena_g.spread;
+}
+
 int sa_process_heap_list(sa_heap *out[SA_MAX_HEAPS]) {
   int n = 0;
   for (int i = 0, top = sa_process_heaps(); i < top; i++)

@@ -72,6 +72,8 @@ static inline sa_heap *sa_process_owner(const void *p, const char *call) {
 
 /* A heap for a new thread, round robin. */
 sa_heap *sa_process_pick_heap(void);
+/* Whether more threads than heaps have had one: some heap is shared. */
+int sa_process_heaps_shared(void);
 
 /* The heap for large blocks, when there is one (large_min != 0): the second
  * slice, so that setting it up sets up no other heap.  It opens once the

@@ -878,7 +878,7 @@ Test(heap, a_run_of_blocks_is_what_repeated_first_fits_give) {
   (void)g1;
   char *first;
   sa_heap_lock(&heap);
-  int n = sa_heap_alloc_run_locked(&heap, 80, (void **)&first, 8);
+  int n = sa_heap_alloc_run_locked(&heap, 80, (void **)&first, 8, 0);
   sa_heap_unlock(&heap);
   cr_assert_eq(n, 5, "the lowest fitting hole holds five");
   for (int i = 0; i < 5; i++) {
@@ -887,11 +887,36 @@ Test(heap, a_run_of_blocks_is_what_repeated_first_fits_give) {
   }
   assert_sound();
   sa_heap_lock(&heap);
-  n = sa_heap_alloc_run_locked(&heap, 80, (void **)&first, 3);
+  n = sa_heap_alloc_run_locked(&heap, 80, (void **)&first, 3, 0);
   sa_heap_unlock(&heap);
   cr_assert_eq(n, 3, "then the top");
   cr_assert_gt((uintptr_t)first, (uintptr_t)hole[4]);
   cr_assert_eq(heap.st.used_blocks, 1 + 1 + 5 + 3, "g1, the guard, the run from the hole, the run from the top");
+  assert_sound();
+}
+
+/* With line_end, a run of small blocks ends where the next block's payload
+ * starts a cache line: its last block takes up to 48 bytes more. */
+Test(heap, a_run_of_small_blocks_can_end_on_a_cache_line) {
+  for (int shift = 0; shift < 4; shift++) {
+    char *first;
+    sa_heap_lock(&heap);
+    int n = sa_heap_alloc_run_locked(&heap, 32, (void **)&first, 3, 1);
+    sa_heap_unlock(&heap);
+    cr_assert_eq(n, 3);
+    char *last = first + 2 * 32;
+    size_t last_size = head_size(blk_head(blk_of_payload(last)));
+    cr_assert(last_size >= 32 && last_size <= 32 + 48, "last block %zu bytes", last_size);
+    uintptr_t next_payload = blk_of_payload(last) + last_size + SA_PAYLOAD;
+    cr_assert_eq(next_payload % SA_LINE, 0, "the next payload at %#lx", (unsigned long)next_payload);
+    alloc(8 + 16 * (size_t)shift);  /* moves the next run's start */
+  }
+  char *first;
+  sa_heap_lock(&heap);
+  int n = sa_heap_alloc_run_locked(&heap, 80, (void **)&first, 2, 1);
+  sa_heap_unlock(&heap);
+  cr_assert_eq(n, 2);
+  cr_assert_eq(head_size(blk_head(blk_of_payload(first + 80))), 80, "blocks of a line or more stay as they are");
   assert_sound();
 }
 
