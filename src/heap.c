@@ -678,8 +678,7 @@ int sa_heap_alloc_run_locked(sa_heap *h, size_t size, void **first, int max, int
   if (line_end && size < SA_LINE) {
     /* The next block's head at f + keep + 8, its payload on a line. */
     size_t pad = (SA_LINE - SA_PAYLOAD - (f + keep)) & (SA_LINE - 1);
-    size_t rest = fsize - keep - pad;
-    if (keep + pad <= fsize && (rest == 0 || rest >= SA_MIN_BLOCK)) keep += pad;
+    if (keep + pad == fsize || keep + pad + SA_MIN_BLOCK <= fsize) keep += pad;
   }
   size_t got = claim(h, f, keep, fh);
   uint64_t prev = fh & SA_PREV_USED;

@@ -283,14 +283,19 @@ static void cache_own(sa_tcache *tc, void *p, size_t c) {
   if (full) account(tc);
 }
 
-/* The held block goes straight back to its heap, which checks it: tc may
- * be another, dead thread's cache. */
+/* p, a held block, goes straight back to its heap, which checks it and
+ * reports a damaged head. */
+static void held_to_heap(void *p) {
+  *blk_tag_ptr(p) = 0;
+  sa_heap_free(sa_heap_of(p), p, "free");
+}
+
+/* tc may be another, dead thread's cache. */
 static void drop_held(sa_tcache *tc) {
   void *p = tc->held;
   if (!p) return;
   tc->held = NULL;
-  *blk_tag_ptr(p) = 0;
-  sa_heap_free(sa_heap_of(p), p, "free");
+  held_to_heap(p);
 }
 
 void sa_tc_flush_all(sa_tcache *tc) {
@@ -646,12 +651,10 @@ void sa_tc_free_slow(void *p, uint64_t hd) { free_slow(p, hd, 0); }
  * it damaged. */
 void sa_tc_settle_slow(void *p, size_t size) {
   int saved = errno;
-  if (next_sound((uintptr_t)p - SA_PAYLOAD + size)) {
+  if (next_sound((uintptr_t)p - SA_PAYLOAD + size))
     cache_own(&sa_tc, p, sa_tc_class(size));
-  } else {
-    *blk_tag_ptr(p) = 0;
-    sa_heap_free(sa_heap_of(p), p, "free");  /* reports the damaged head */
-  }
+  else
+    held_to_heap(p);
   errno = saved;
 }
 
