@@ -681,6 +681,10 @@ void sa_tc_free_moved(void *p) {
     free_slow(p, hd, 1);
 }
 
+_Noreturn void sa_tc_bad_link(const void *link) {
+  sa_fatal_ptr("malloc", "use after free: a cached block's link was overwritten with", link);
+}
+
 static int fork_took_registry;
 void sa_tc_registry_lock(void) { fork_took_registry = sa_lock_for_fork(&registry_lock); }
 void sa_tc_registry_unlock(void) {

@@ -28,6 +28,7 @@
 
 #include "block.h"
 #include "heap.h"
+#include "process.h"
 #include "sites.h"
 
 #define SA_TC_MAX_BLOCK 4096u
@@ -101,10 +102,19 @@ static inline void sa_blk_set_tracked(void *p, int on) {
   blk_set_flag((uintptr_t)p - SA_PAYLOAD, SA_TRACKED, on, sa_tc_key);
 }
 
-/* Takes a block off list c, or NULL if the list is empty. */
+_Noreturn void sa_tc_bad_link(const void *link);
+
+/* Takes a block off list c, or NULL if the list is empty.  The head came
+ * from the link in a freed block, which a write after free may have
+ * overwritten: unless it lies in the arena, aligned, and carries the
+ * cache's tag, the damage is reported (sa_tc_bad_link) before anything
+ * is read through it or handed out. */
 static inline void *sa_tc_pop(sa_tcache *tc, size_t c) {
   void *p = tc->bin[c];
   if (p) {
+    uintptr_t a = (uintptr_t)p;
+    if (__builtin_expect(!sa_in_arena(p) || (a & (SA_ALIGN - 1)), 0))
+      sa_tc_bad_link(p);
     void *next = *(void **)p;
     /* The next pop reads next's link: start fetching its line now. */
     __builtin_prefetch(next, 1);

@@ -107,6 +107,12 @@ Test(misuse, a_write_to_a_cached_block_is_reported_when_the_cache_is_emptied) {
                 "simalloc: free(): use after free: a cached block's link was overwritten with 0x");
 }
 
+/* A malloc never hands out what an overwritten link points to. */
+Test(misuse, a_write_to_a_cached_block_is_reported_by_the_malloc_it_would_mislead) {
+  expect_report("write-after-free-malloc",
+                "simalloc: malloc(): use after free: a cached block's link was overwritten with 0x");
+}
+
 Test(misuse, warn_mode_reports_every_error_and_goes_on) {
   const char *argv[] = {"misuse", "warn", NULL};
   const char *env[] = {"SIMALLOC_ON_ERROR=warn", NULL};

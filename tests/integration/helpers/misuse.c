@@ -2,7 +2,7 @@
  *
  *   misuse free-stack | free-interior | free-mmap | double-free
  *          realloc-stack | realloc-interior | realloc-mmap
- *          overflow[-malloc|-thread|-exit] | write-after-free | warn
+ *          overflow[-malloc|-thread|-exit] | write-after-free[-malloc] | warn
  *
  * Prints "ptr=0x..." (the bad pointer) on stdout before the bad call, so
  * the test can check that the allocator's message names it.  The
@@ -67,6 +67,22 @@ static void *write_after_free(void *arg) {
   return NULL;
 }
 
+/* The same damage, then two mallocs of the size: the first takes b off
+ * the list, the second would hand out the stack address. */
+static void write_after_free_malloc(char *stack) {
+  char *a = malloc(64), *b = malloc(64), *c = malloc(64);
+  CHECK(a && b && c, "malloc(64)");
+  free(a);
+  free(b);
+  free(c);
+  void *bogus = stack + 32;
+  announce(bogus);
+  memcpy(launder(b), &bogus, sizeof bogus);
+  char *x = malloc(64), *y = malloc(64);
+  fprintf(stderr, "misuse: malloc returned %p and %p after a write after free\n", (void *)x,
+          (void *)y);
+}
+
 /* One byte written past a's usable end lands in the next block's head.
  * free(a) holds a back (tcache.h) and the damage is reported, naming a,
  * at what comes next, which `then` picks: "" the thread's next free,
@@ -114,6 +130,10 @@ int main(int argc, char **argv) {
       goto usage;
     overflow((void *)then);
     return 1;  /* "-exit": the process's exit reports it */
+  }
+  if (strcmp(what, "write-after-free-malloc") == 0) {
+    write_after_free_malloc(stack);
+    return 1;
   }
   if (strcmp(what, "write-after-free") == 0) {
     pthread_t t;
