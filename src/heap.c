@@ -625,13 +625,13 @@ void *sa_heap_remote_take(sa_heap *h, size_t cls) {
   return __atomic_exchange_n(&h->remote[cls], NULL, __ATOMIC_ACQUIRE);
 }
 
-_Noreturn void sa_heap_bad_link(const void *link) {
-  sa_fatal_ptr("free", "use after free: a cached block's link was overwritten with", link);
+_Noreturn void sa_heap_bad_link(const char *call, const void *link) {
+  sa_fatal_ptr(call, "use after free: a cached block's link was overwritten with", link);
 }
 
 void *sa_heap_checked_link(const sa_heap *h, void *link) {
   if (link && (!sa_heap_contains(h, link) || ((uintptr_t)link & (SA_ALIGN - 1))))
-    sa_heap_bad_link(link);
+    sa_heap_bad_link("free", link);
   return link;
 }
 

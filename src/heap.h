@@ -118,7 +118,7 @@ void sa_heap_free_run_locked(sa_heap *h, void *lo, unsigned k, size_t size, cons
  * first payload word, which a program that writes to a block after
  * freeing it overwrites: a link that cannot be a block is reported with
  * this (it aborts), never followed. */
-_Noreturn void sa_heap_bad_link(const void *link);
+_Noreturn void sa_heap_bad_link(const char *call, const void *link);
 /* link, read from a block of h, if it is NULL or could be a block of h. */
 void *sa_heap_checked_link(const sa_heap *h, void *link);
 

@@ -164,7 +164,7 @@ static void flush_list(sa_tcache *tc, size_t c, unsigned n) {
   int locked = 0;
   while (n-- > 0 && tc->bin[c]) {
     void *p = tc->bin[c];
-    if (!sa_in_arena(p) || ((uintptr_t)p & (SA_ALIGN - 1))) sa_heap_bad_link(p);
+    if (!sa_tc_link_sound(p)) sa_heap_bad_link("free", p);
     tc->bin[c] = *(void **)p;
     tc->count[c]--;
     tc->bytes -= c << 4;
@@ -679,10 +679,6 @@ void sa_tc_free_moved(void *p) {
     sa_tc_free(p);
   else
     free_slow(p, hd, 1);
-}
-
-_Noreturn void sa_tc_bad_link(const void *link) {
-  sa_fatal_ptr("malloc", "use after free: a cached block's link was overwritten with", link);
 }
 
 static int fork_took_registry;

@@ -102,19 +102,20 @@ static inline void sa_blk_set_tracked(void *p, int on) {
   blk_set_flag((uintptr_t)p - SA_PAYLOAD, SA_TRACKED, on, sa_tc_key);
 }
 
-_Noreturn void sa_tc_bad_link(const void *link);
+/* A list's head came from the link in a freed block, which a write after
+ * free may have overwritten: it must at least lie in the arena, aligned,
+ * before anything is read through it or handed out (sa_heap_bad_link
+ * reports it otherwise).  A link overwritten with such an address is not
+ * caught here. */
+static inline int sa_tc_link_sound(const void *p) {
+  return sa_in_arena(p) && !((uintptr_t)p & (SA_ALIGN - 1));
+}
 
-/* Takes a block off list c, or NULL if the list is empty.  The head came
- * from the link in a freed block, which a write after free may have
- * overwritten: unless it lies in the arena, aligned, and carries the
- * cache's tag, the damage is reported (sa_tc_bad_link) before anything
- * is read through it or handed out. */
+/* Takes a block off list c, or NULL if the list is empty. */
 static inline void *sa_tc_pop(sa_tcache *tc, size_t c) {
   void *p = tc->bin[c];
   if (p) {
-    uintptr_t a = (uintptr_t)p;
-    if (__builtin_expect(!sa_in_arena(p) || (a & (SA_ALIGN - 1)), 0))
-      sa_tc_bad_link(p);
+    if (__builtin_expect(!sa_tc_link_sound(p), 0)) sa_heap_bad_link("malloc", p);
     void *next = *(void **)p;
     /* The next pop reads next's link: start fetching its line now. */
     __builtin_prefetch(next, 1);

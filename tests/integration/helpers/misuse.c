@@ -52,24 +52,9 @@ static void *bad_pointer(const char *kind, char *stack) {
 }
 
 /* Frees two blocks into this thread's cache, then writes a stack address
- * over the first word of the last one, its link in the cache; the thread's
- * exit empties the cache along that link.  (A third free: the block freed
- * last is held back out of the lists, tcache.h.) */
-static void *write_after_free(void *arg) {
-  char *a = malloc(64), *b = malloc(64), *c = malloc(64);
-  CHECK(a && b && c, "malloc(64)");
-  free(a);
-  free(b);
-  free(c);
-  void *bogus = (char *)arg + 32;
-  announce(bogus);
-  memcpy(launder(b), &bogus, sizeof bogus);
-  return NULL;
-}
-
-/* The same damage, then two mallocs of the size: the first takes b off
- * the list, the second would hand out the stack address. */
-static void write_after_free_malloc(char *stack) {
+ * over the first word of the last one, its link in the cache.  (A third
+ * free: the block freed last is held back out of the lists, tcache.h.) */
+static void damage_a_link(char *stack) {
   char *a = malloc(64), *b = malloc(64), *c = malloc(64);
   CHECK(a && b && c, "malloc(64)");
   free(a);
@@ -78,6 +63,18 @@ static void write_after_free_malloc(char *stack) {
   void *bogus = stack + 32;
   announce(bogus);
   memcpy(launder(b), &bogus, sizeof bogus);
+}
+
+/* The thread's exit empties the cache along the damaged link. */
+static void *write_after_free(void *stack) {
+  damage_a_link(stack);
+  return NULL;
+}
+
+/* Two mallocs of the size: the first takes the damaged block off the
+ * list, the second would hand out the stack address. */
+static void write_after_free_malloc(char *stack) {
+  damage_a_link(stack);
   char *x = malloc(64), *y = malloc(64);
   fprintf(stderr, "misuse: malloc returned %p and %p after a write after free\n", (void *)x,
           (void *)y);
