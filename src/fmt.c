@@ -21,6 +21,13 @@ static void put_digits(sa_fmt *f, uint64_t v, unsigned base) {
 
 void sa_fmt_u64(sa_fmt *f, uint64_t v) { put_digits(f, v, 10); }
 
+void sa_fmt_u64_right(sa_fmt *f, uint64_t v, int width) {
+  int digits = 1;
+  for (uint64_t x = v; x >= 10; x /= 10) digits++;
+  for (; digits < width && f->len < f->cap; digits++) f->buf[f->len++] = ' ';
+  put_digits(f, v, 10);
+}
+
 void sa_fmt_hex(sa_fmt *f, uint64_t v) {
   sa_fmt_str(f, "0x");
   put_digits(f, v, 16);

@@ -24,6 +24,7 @@ typedef struct sa_fmt {
 
 void sa_fmt_str(sa_fmt *f, const char *s);
 void sa_fmt_u64(sa_fmt *f, uint64_t v);
+void sa_fmt_u64_right(sa_fmt *f, uint64_t v, int width);  /* spaces to its left */
 void sa_fmt_hex(sa_fmt *f, uint64_t v);  /* 0x-prefixed */
 void sa_fmt_size(sa_fmt *f, uint64_t bytes);  /* 1536 -> "1.5 KiB" */
 

@@ -292,20 +292,21 @@ static uintptr_t alloc_locked(sa_heap *h, size_t need, uintptr_t zone[2]) {
 }
 
 /* Gives back the whole pages of free block b that lie after its index node
- * (and below touched), then flags it CLEAN. */
-static void purge_block(sa_heap *h, uintptr_t b) {
+ * (and below touched), then flags it CLEAN.  Returns 1 if it gave any. */
+static int purge_block(sa_heap *h, uintptr_t b) {
   uint64_t hd = head(b);
   size_t size = head_size(hd);
-  if (hd & SA_CLEAN) return;
+  if (hd & SA_CLEAN) return 0;
   size_t part = dirty_part(h, b, hd);
   uintptr_t lo = page_ceil(b + SA_MIN_BLOCK), hi = page_floor(b + size);
   uintptr_t limit = page_ceil(h->touched);
   if (hi > limit) hi = limit;
-  if (lo < hi && sa_os_release((void *)lo, hi - lo) != 0) return;
+  if (lo < hi && sa_os_release((void *)lo, hi - lo) != 0) return 0;
   set_head(h, b, size, head_flags(hd) | SA_CLEAN);
   h->dirty -= part;
   if (b == h->top)  /* the rest is back to untouched */
     __atomic_store_n(&h->touched, b + SA_MIN_BLOCK, __ATOMIC_RELAXED);
+  return lo < hi;
 }
 
 /* Purges the free blocks of the index of at least release_threshold
@@ -330,6 +331,40 @@ static void purge_high(sa_heap *h, size_t goal) {
   for (uintptr_t b = sa_tree_prev_at_least(&h->tree, 0, min); b && h->dirty > goal;
        b = sa_tree_prev_at_least(&h->tree, b, min))
     if (tracked(h, head(b))) purge_block(h, b);
+}
+
+/* The top gives back its pages from pad bytes past its index node up to
+ * where the heap reached; with no pad it becomes CLEAN.  Returns 1 if it
+ * gave any. */
+static int trim_top(sa_heap *h, size_t pad) {
+  uintptr_t t = h->top;
+  if (!t || (head(t) & SA_CLEAN)) return 0;
+  if (pad == 0) return purge_block(h, t);
+  uintptr_t end = page_ceil(h->touched), from = t + SA_MIN_BLOCK;
+  if (end <= from || pad >= end - from) return 0;
+  uintptr_t lo = page_ceil(from + pad);
+  if (lo >= end || sa_os_release((void *)lo, end - lo) != 0) return 0;
+  __atomic_store_n(&h->touched, lo, __ATOMIC_RELAXED);
+  if (tracked(h, head(t)) && dirt_of(t)->bytes > lo - t) {
+    h->dirty -= dirt_of(t)->bytes - (lo - t);
+    dirt_of(t)->bytes = lo - t;
+  }
+  return 1;
+}
+
+static void drain_locked(sa_heap *h);
+
+int sa_heap_trim(sa_heap *h, size_t pad) {
+  if (!h->release_pages) return 0;
+  sa_lock_acquire(&h->lock);
+  drain_locked(h);  /* blocks other threads freed into h are free too */
+  int gave = 0;
+  for (uintptr_t b = sa_tree_next_at_least(&h->tree, 0, SA_MIN_BLOCK + 4096); b;
+       b = sa_tree_next_at_least(&h->tree, b, SA_MIN_BLOCK + 4096))
+    gave |= purge_block(h, b);
+  gave |= trim_top(h, pad);
+  sa_lock_release(&h->lock);
+  return gave;
 }
 
 /* Too much dirty memory is more than retain plus PURGE_HIGH_WATER times

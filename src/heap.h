@@ -96,6 +96,10 @@ void *sa_heap_realloc(sa_heap *h, void *p, size_t n);  /* n > 0, p != NULL */
 void sa_heap_free(sa_heap *h, void *p, const char *call);
 size_t sa_heap_usable(sa_heap *h, const void *p, const char *call);
 int sa_heap_contains(const sa_heap *h, const void *p);
+/* malloc_trim: every free block, and the top past pad bytes, gives back
+ * its whole pages, whatever its size and age (the blocks on the remote
+ * lists are freed first); returns 1 if any page went back. */
+int sa_heap_trim(sa_heap *h, size_t pad);
 
 /* For the thread caches (tcache.c), which batch their work under one lock.
  * sa_heap_lock also returns the blocks waiting on the remote list. */

@@ -4,6 +4,7 @@
  * frees to the thread cache (tcache.h), the rest to the heaps (heap.h).
  * Nothing else lives here. */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -179,6 +180,47 @@ SA_API void *pvalloc(size_t n) {
   if (__builtin_add_overflow(n, 4095, &rounded)) return enomem();
   rounded &= ~(size_t)4095;
   return aligned(4096, rounded ? rounded : 4096);
+}
+
+/* glibc's extensions that report on or tune the heap: with these, a
+ * program that asks glibc's malloc what it holds is told about ours. */
+SA_API int malloc_trim(size_t pad) {
+  int saved = errno;
+  int gave = sa_process_ready() && sa_process_trim(pad);
+  errno = saved;
+  return gave;
+}
+
+SA_API struct mallinfo2 mallinfo2(void) {
+  struct mallinfo2 mi = {0};
+  sa_usage u;
+  if (!sa_process_ready()) return mi;
+  sa_process_usage(&u);
+  mi.arena = u.system;
+  mi.ordblks = u.free_blocks;
+  mi.uordblks = u.in_use;
+  mi.fordblks = u.system > u.in_use ? u.system - u.in_use : 0;
+  mi.keepcost = u.top;
+  return mi;
+}
+
+static int clamp_int(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+SA_API struct mallinfo mallinfo(void) {
+  struct mallinfo2 m = mallinfo2();
+  struct mallinfo mi = {0};
+  mi.arena = clamp_int(m.arena);
+  mi.ordblks = clamp_int(m.ordblks);
+  mi.uordblks = clamp_int(m.uordblks);
+  mi.fordblks = clamp_int(m.fordblks);
+  mi.keepcost = clamp_int(m.keepcost);
+  return mi;
+}
+
+SA_API void malloc_stats(void) {
+  int saved = errno;
+  if (sa_process_ready()) sa_process_print_usage();
+  errno = saved;
 }
 
 SA_API size_t malloc_usable_size(void *p) {

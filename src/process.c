@@ -268,6 +268,71 @@ __attribute__((destructor)) static void process_exit(void) {
   if (sa_counting) print_stats();
 }
 
+int sa_process_trim(size_t pad) {
+  sa_tc_trim();
+  sa_heap *heaps[SA_MAX_HEAPS];
+  int gave = 0;
+  for (int i = 0, n = sa_process_heap_list(heaps); i < n; i++) gave |= sa_heap_trim(heaps[i], pad);
+  return gave;
+}
+
+static sa_usage heap_usage(sa_heap *h) {
+  sa_lock_acquire(&h->lock);
+  uintptr_t touched = __atomic_load_n(&h->touched, __ATOMIC_RELAXED);
+  sa_usage u = {touched - h->start, h->st.used_bytes, h->top ? touched - h->top : 0,
+                h->st.free_blocks};
+  sa_lock_release(&h->lock);
+  return u;
+}
+
+static void add_usage(sa_usage *total, const sa_usage *u) {
+  total->system += u->system;
+  total->in_use += u->in_use;
+  total->top += u->top;
+  total->free_blocks += u->free_blocks;
+}
+
+int sa_process_usage(sa_usage *total) {
+  *total = (sa_usage){0};
+  sa_heap *heaps[SA_MAX_HEAPS];
+  int n = sa_process_heap_list(heaps);
+  for (int i = 0; i < n; i++) {
+    sa_usage u = heap_usage(heaps[i]);
+    add_usage(total, &u);
+  }
+  return n;
+}
+
+static void usage_lines(sa_fmt *f, const sa_usage *u) {
+  sa_fmt_str(f, "system bytes     = ");
+  sa_fmt_u64_right(f, u->system, 10);
+  sa_fmt_str(f, "\nin use bytes     = ");
+  sa_fmt_u64_right(f, u->in_use, 10);
+  sa_fmt_str(f, "\n");
+}
+
+void sa_process_print_usage(void) {
+  sa_heap *heaps[SA_MAX_HEAPS];
+  sa_usage total = {0};
+  for (int i = 0, n = sa_process_heap_list(heaps); i < n; i++) {
+    char buf[128];
+    sa_fmt f = SA_FMT_INIT(buf);
+    sa_usage u = heap_usage(heaps[i]);
+    add_usage(&total, &u);
+    sa_fmt_str(&f, "Arena ");
+    sa_fmt_u64(&f, (uint64_t)i);
+    sa_fmt_str(&f, ":\n");
+    usage_lines(&f, &u);
+    sa_os_write(2, f.buf, f.len);
+  }
+  char buf[256];
+  sa_fmt f = SA_FMT_INIT(buf);
+  sa_fmt_str(&f, "Total (incl. mmap):\n");
+  usage_lines(&f, &total);
+  sa_fmt_str(&f, "max mmap regions =          0\nmax mmap bytes   =          0\n");
+  sa_os_write(2, f.buf, f.len);
+}
+
 SA_API int simalloc_get_stats(struct simalloc_stats *out) {
   if (!out || !sa_process_ready()) return -1;
   fill_stats(out);

@@ -110,6 +110,23 @@ int sa_process_heap_list(sa_heap *out[SA_MAX_HEAPS]);
 /* Heap i (< slices), set up first if it is not yet. */
 sa_heap *sa_process_heap(int i);
 
+/* What glibc's malloc_trim, mallinfo2 and malloc_stats report, from the
+ * heaps (override.c). */
+typedef struct sa_usage {
+  size_t system;       /* bytes below where the heap's pages may be resident */
+  size_t in_use;       /* in used blocks, those waiting in thread caches too */
+  size_t top;          /* of system, the top's part */
+  size_t free_blocks;
+} sa_usage;
+/* The calling thread's cache goes back to the heaps, and every heap gives
+ * back the whole pages of its free blocks, keeping pad bytes at its top;
+ * 1 if any page went back. */
+int sa_process_trim(size_t pad);
+/* The heaps' usage summed in *total; returns how many heaps. */
+int sa_process_usage(sa_usage *total);
+/* malloc_stats: glibc's report on stderr, one "Arena" per heap. */
+void sa_process_print_usage(void);
+
 /* Call counts for SIMALLOC_STATS, kept only when it is on. */
 typedef enum sa_call {
   SA_CALL_MALLOC, SA_CALL_FREE, SA_CALL_CALLOC, SA_CALL_REALLOC,

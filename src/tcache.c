@@ -305,6 +305,13 @@ void sa_tc_flush_all(sa_tcache *tc) {
   send_all_chains(tc);
 }
 
+void sa_tc_trim(void) {
+  sa_tcache *tc = &sa_tc;
+  if (tc->state != SA_TC_ACTIVE) return;
+  sa_tc_flush_all(tc);
+  account(tc);
+}
+
 /* Brings the process total up to date; flushes everything past the limit. */
 static void account(sa_tcache *tc) {
   size_t now = tc->bytes, before = tc->reported;

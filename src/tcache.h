@@ -82,6 +82,8 @@ void sa_tc_settle_held(void);
 void sa_tc_free_moved(void *p);
 /* Flushes this thread's cache, or (fork) another, dead thread's. */
 void sa_tc_flush_all(sa_tcache *tc);
+/* malloc_trim: this thread's cache goes back to the heaps. */
+void sa_tc_trim(void);
 /* In a forked child: flush the caches of the threads that did not survive. */
 void sa_tc_after_fork_child(void);
 void sa_tc_registry_lock(void);

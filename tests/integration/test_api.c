@@ -132,6 +132,52 @@ Test(api, a_list_the_thread_no_longer_uses_goes_back_to_the_heap) {
   it_result_free(&r);
 }
 
+/* glibc's extensions report on and trim this allocator's heaps, not
+ * glibc's unused one. */
+Test(api, malloc_trim_gives_back_the_pages_of_holes) {
+  it_result r = api("trim", NULL, NULL);
+  unsigned long long before = it_value(r.out, "before_kib"), after = it_value(r.out, "after_kib");
+  /* 1000 holes of 16 KiB hold at least 12 KiB of whole pages each. */
+  cr_assert_geq(before, after + 11000, "resident %llu KiB before, %llu after:\n%s", before, after,
+                r.out);
+  it_result_free(&r);
+}
+
+Test(api, malloc_trim_keeps_pad_bytes_at_the_top) {
+  const char *env[] = {"SIMALLOC_RETAIN=64M", NULL};
+  it_result r = api("trim-pad", NULL, env);
+  unsigned long long freed = it_value(r.out, "freed_kib"), padded = it_value(r.out, "padded_kib"),
+                     trimmed = it_value(r.out, "trimmed_kib");
+  cr_assert_eq(it_value(r.out, "pad_trim"), 1, "%s", r.out);
+  cr_assert_eq(it_value(r.out, "rest_trim"), 1, "%s", r.out);
+  /* 32 MiB freed: trimming down to an 8 MiB pad gives back about 24, the
+   * rest about 8 more. */
+  cr_assert_geq(freed, padded + 20 * 1024, "%s", r.out);
+  cr_assert_geq(padded, trimmed + 7 * 1024, "%s", r.out);
+  cr_assert_leq(padded, trimmed + 9 * 1024, "%s", r.out);
+  it_result_free(&r);
+}
+
+/* The helper checks the fields against each other and against what it
+ * allocated and freed. */
+Test(api, mallinfo_describes_the_heaps) {
+  it_result r = api("mallinfo", NULL, NULL);
+  cr_assert_geq(it_value(r.out, "grew"), 1000000, "%s", r.out);
+  cr_assert_geq(it_value(r.out, "arena"), it_value(r.out, "uordblks"), "%s", r.out);
+  it_result_free(&r);
+}
+
+Test(api, malloc_stats_reports_the_heaps_on_stderr) {
+  it_result r = api("malloc-stats", NULL, NULL);
+  const char *total = strstr(r.err, "Total (incl. mmap):");
+  cr_assert_not_null(strstr(r.err, "Arena 0:"), "%s", r.err);
+  cr_assert_not_null(total, "%s", r.err);
+  const char *in_use = strstr(total, "in use bytes     =");
+  cr_assert_not_null(in_use, "%s", r.err);
+  cr_assert_geq(strtoull(in_use + strlen("in use bytes     ="), NULL, 10), 1ull << 20, "%s", r.err);
+  it_result_free(&r);
+}
+
 Test(api, helper_rejects_unknown_command) {
   const char *argv[] = {"api", "no-such-command", NULL};
   it_result r = it_helper(argv, NULL, IT_PRELOAD);

@@ -41,7 +41,7 @@ Test(early, allocation_before_the_library_constructor) {
 Test(early, every_entry_point_can_come_first) {
   static const char *const names[] = {
     "malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign",
-    "valloc", "pvalloc", "malloc_usable_size", "free", "free_sized",
+    "valloc", "pvalloc", "malloc_usable_size", "free", "free_sized", "malloc_trim",
   };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char var[64];

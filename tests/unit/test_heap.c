@@ -735,6 +735,66 @@ static void assert_heap_sound(sa_heap *h) {
   cr_assert(r.ok, "heap check failed: %s at %#lx", r.what, (unsigned long)r.where);
 }
 
+/* malloc_trim's part: every free block with a whole page after its node
+ * gives it back, however small and recent, and the top past pad bytes;
+ * the dirty count follows, and a second trim finds nothing to give. */
+Test(heap, trim_gives_back_every_free_page) {
+  size_t size = 8 << 20;
+  sa_heap h;
+  paged_heap(&h, size, 1 << 20, 4 << 20);  /* no policy would give any back */
+  unsigned char *p[64];
+  for (int i = 0; i < 64; i++) {
+    p[i] = sa_heap_alloc(&h, 20000);
+    memset(p[i], 0x55, 20000);
+  }
+  for (int i = 0; i < 64; i += 2) sa_heap_free(&h, p[i], "free");
+  sa_heap_free(&h, p[63], "free");  /* joins the top */
+  cr_assert_eq(p[0][10000], 0x55, "a plain free keeps the pages");
+  cr_assert_eq(sa_heap_trim(&h, 0), 1);
+  for (int i = 0; i < 62; i += 2) {
+    cr_assert_eq(p[i][10000], 0, "hole %d kept its pages", i);
+    cr_assert(blk_head((uintptr_t)p[i] - SA_PAYLOAD) & SA_CLEAN, "hole %d", i);
+  }
+  for (int i = 1; i < 62; i += 2) cr_assert_eq(p[i][19999], 0x55, "live block %d changed", i);
+  cr_assert_eq(h.dirty, 0);
+  cr_assert_not(page_resident((char *)h.top + 8192), "the top went back");
+  assert_heap_sound(&h);
+  cr_assert_eq(sa_heap_trim(&h, 0), 0, "nothing left to give");
+  munmap((void *)h.start, size);
+}
+
+Test(heap, trim_keeps_pad_bytes_of_the_top) {
+  size_t size = 8 << 20;
+  sa_heap h;
+  paged_heap(&h, size, 1 << 20, 4 << 20);
+  unsigned char *a = sa_heap_alloc(&h, 2 << 20);
+  memset(a, 0x66, 2 << 20);
+  sa_heap_free(&h, a, "free");  /* all of it the top again, dirty */
+  cr_assert_eq(sa_heap_trim(&h, 1 << 20), 1);
+  cr_assert(page_resident(a + (1 << 20) - 8192), "the pad stays");
+  cr_assert_eq(a[(1 << 20) - 8192], 0x66);
+  cr_assert_not(page_resident(a + (1 << 20) + 8192), "past the pad goes");
+  assert_heap_sound(&h);
+  cr_assert_eq(sa_heap_trim(&h, 1 << 20), 0, "nothing past the pad");
+  cr_assert_eq(sa_heap_trim(&h, 0), 1, "the pad goes too");
+  cr_assert_not(page_resident(a + (1 << 20) - 8192));
+  unsigned char *b = sa_heap_calloc(&h, 2 << 20);
+  cr_assert_eq(b, a);
+  for (size_t k = 0; k < (2 << 20); k += 4096) cr_assert_eq(b[k], 0, "byte %zu", k);
+  assert_heap_sound(&h);
+  munmap((void *)h.start, size);
+}
+
+/* A heap over caller memory never gives pages back (release_pages 0). */
+Test(heap, trim_leaves_caller_memory_alone) {
+  unsigned char *a = sa_heap_alloc(&heap, 20000), *guard = sa_heap_alloc(&heap, 16);
+  memset(a, 0x44, 20000);
+  sa_heap_free(&heap, a, "free");
+  cr_assert_eq(sa_heap_trim(&heap, 0), 0);
+  cr_assert_eq(a[10000], 0x44);
+  (void)guard;
+}
+
 /* A block of n bytes filled and cut down to 16 bytes by realloc, or freed.
  * The guard after it comes first: later guards go to the lowest hole. */
 static unsigned char *fill_and_drop(sa_heap *h, size_t n, int by_realloc) {

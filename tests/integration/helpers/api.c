@@ -503,6 +503,114 @@ static int cmd_stats(void) {
   return 0;
 }
 
+/* Resident KiB of this process. */
+static long rss_kib(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f && fscanf(f, "%ld %ld", &pages, &resident) == 2, "cannot read /proc/self/statm");
+  fclose(f);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* malloc_trim gives back the pages of the holes that no policy would:
+ * 1000 free blocks of 16 KiB between live ones, each too small to give
+ * its pages back on its own.  A second call at once has nothing left to
+ * give.  The live blocks keep their contents, and the holes read as zero
+ * when calloc hands them out again. */
+enum { TRIM_BLOCKS = 2000, TRIM_SIZE = 16384 };  /* 32 MiB */
+
+/* Block i of the trim commands holds the byte i & 0xff. */
+static void trim_fill(unsigned char *p[TRIM_BLOCKS]) {
+  for (int i = 0; i < TRIM_BLOCKS; i++) {
+    p[i] = malloc(TRIM_SIZE);
+    CHECK(p[i], "malloc(%d)", TRIM_SIZE);
+    memset(p[i], i & 0xff, TRIM_SIZE);
+  }
+}
+
+static int cmd_trim(void) {
+  enum { N = TRIM_BLOCKS, SZ = TRIM_SIZE };
+  static unsigned char *p[N];
+  trim_fill(p);
+  for (int i = 0; i < N; i += 2) free(p[i]);
+  long before = rss_kib();
+  int first = malloc_trim(0), again = malloc_trim(0);
+  long after = rss_kib();
+  CHECK(first == 1, "malloc_trim(0) returned %d with 16 MiB of holes", first);
+  CHECK(again == 0, "a second malloc_trim(0) at once returned %d", again);
+  for (int i = 1; i < N; i += 2)
+    for (int j = 0; j < SZ; j++) CHECK(p[i][j] == (i & 0xff), "block %d changed at %d", i, j);
+  for (int i = 0; i < N; i += 2) {
+    p[i] = calloc(1, SZ);
+    CHECK(p[i], "calloc(1, %d)", SZ);
+    for (int j = 0; j < SZ; j++) CHECK(p[i][j] == 0, "calloc'd block %d not zero at %d", i, j);
+  }
+  printf("released=%d again=%d before_kib=%ld after_kib=%ld\n", first, again, before, after);
+  return 0;
+}
+
+/* malloc_trim(pad) keeps pad bytes at the top of the heap: run with a
+ * SIMALLOC_RETAIN larger than the 32 MiB freed, so that nothing goes back
+ * before malloc_trim is called. */
+static int cmd_trim_pad(void) {
+  static unsigned char *p[TRIM_BLOCKS];
+  trim_fill(p);
+  for (int i = TRIM_BLOCKS - 1; i >= 0; i--) free(p[i]);
+  long freed = rss_kib();
+  int kept = malloc_trim((size_t)8 << 20);
+  long padded = rss_kib();
+  int rest = malloc_trim(0);
+  long trimmed = rss_kib();
+  printf("pad_trim=%d rest_trim=%d freed_kib=%ld padded_kib=%ld trimmed_kib=%ld\n", kept, rest,
+         freed, padded, trimmed);
+  return 0;
+}
+
+/* mallinfo2 and mallinfo describe this allocator's heaps: what a program
+ * allocates shows in uordblks, and goes once it is freed and the thread's
+ * cache given back (malloc_trim). */
+static int cmd_mallinfo(void) {
+  enum { N = 1000, SZ = 1000 };
+  static void *p[N];
+  struct mallinfo2 m0 = mallinfo2();
+  for (int i = 0; i < N; i++) {
+    p[i] = malloc(SZ);
+    CHECK(p[i], "malloc(%d)", SZ);
+  }
+  struct mallinfo2 m1 = mallinfo2();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  /* glibc's; still called */
+  struct mallinfo old = mallinfo();
+#pragma GCC diagnostic pop
+  size_t grew = m1.uordblks - m0.uordblks;
+  CHECK(m1.uordblks >= m0.uordblks && grew >= (size_t)N * SZ && grew <= (size_t)N * (SZ + 64),
+        "uordblks grew by %zu for %d blocks of %d bytes", grew, N, SZ);
+  CHECK(m1.arena == m1.uordblks + m1.fordblks, "arena %zu, uordblks %zu, fordblks %zu", m1.arena,
+        m1.uordblks, m1.fordblks);
+  CHECK(m1.keepcost <= m1.fordblks && m1.ordblks >= 1, "keepcost %zu, ordblks %zu", m1.keepcost,
+        m1.ordblks);
+  CHECK((size_t)old.uordblks == m1.uordblks && (size_t)old.arena == m1.arena,
+        "mallinfo %d/%d, mallinfo2 %zu/%zu", old.uordblks, old.arena, m1.uordblks, m1.arena);
+  for (int i = 0; i < N; i++) free(p[i]);
+  malloc_trim(0);
+  struct mallinfo2 m2 = mallinfo2();
+  CHECK(m2.uordblks <= m0.uordblks + 4096, "uordblks %zu after freeing all, %zu before",
+        m2.uordblks, m0.uordblks);
+  printf("grew=%zu arena=%zu uordblks=%zu\n", grew, m1.arena, m1.uordblks);
+  return 0;
+}
+
+/* malloc_stats reports, on stderr, the megabyte this command holds. */
+static int cmd_malloc_stats(void) {
+  void *p = malloc((size_t)1 << 20);
+  CHECK(p, "malloc(1 MiB)");
+  memset(p, 1, (size_t)1 << 20);
+  fflush(stderr);
+  malloc_stats();
+  free(p);
+  return 0;
+}
+
 /* Bursts: 100 rounds of 100 blocks of 200 bytes allocated, then all
  * freed.  A thread cache whose list for the class is shorter than a burst
  * goes to the heap on every round; one that grows to a burst does not. */
@@ -830,6 +938,10 @@ static const struct command commands[] = {
   {"sized", cmd_sized},
   {"reallocarray", cmd_reallocarray},
   {"stats", cmd_stats},
+  {"trim", cmd_trim},
+  {"trim-pad", cmd_trim_pad},
+  {"mallinfo", cmd_mallinfo},
+  {"malloc-stats", cmd_malloc_stats},
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},

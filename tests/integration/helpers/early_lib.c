@@ -118,6 +118,15 @@ static int try_free_sized(void) {
   return p && q;
 }
 
+/* glibc's extensions: the heaps they describe and trim start first. */
+static int try_trim(void) {
+  int first = malloc_trim(0);
+  void *p = malloc(100000);
+  int ok = (first == 0 || first == 1) && p && mallinfo2().uordblks >= 100000;
+  free(p);
+  return ok;
+}
+
 static const struct {
   const char *name;
   int (*fn)(void);
@@ -133,6 +142,7 @@ static const struct {
   {"malloc_usable_size", try_usable_size},
   {"free", try_free},
   {"free_sized", try_free_sized},
+  {"malloc_trim", try_trim},
 };
 #define N_CALLS (sizeof calls / sizeof calls[0])
 
