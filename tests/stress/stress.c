@@ -10,7 +10,8 @@
  * exchange.  Whatever came out of the slot - usually written by another
  * thread, often one of an earlier round that has exited since - is checked
  * against its pattern, sometimes grown or shrunk with realloc and checked
- * again, and freed.  At the end the slots are drained the same way.
+ * again, and freed; now and then a thread calls malloc_trim on the way.  At
+ * the end the slots are drained the same way.
  *
  * Every block is filled once and checked once, and a block's generation
  * depends only on the thread index, round and operation number, so the
@@ -185,8 +186,11 @@ static item *make(uint32_t slot, uint64_t gen, uint64_t *rng) {
   return it;
 }
 
-/* Checks a block that came out of a slot, perhaps resizes it, frees it. */
+/* Checks a block that came out of a slot, perhaps resizes it, frees it;
+ * now and then has the allocator give its free pages back meanwhile. */
 static void retire(item *it, uint64_t *rng) {
+  if (next(rng) % 2048 == 0)
+    malloc_trim(next(rng) % 2 ? 0 : (size_t)1 << 20);
   if (next(rng) % 8 == 0) {
     size_t keep = it->size;
     size_t n = pick_size(rng);
