@@ -3,9 +3,9 @@
  * Everything else the library exports is the standard malloc family
  * (malloc, free, calloc, realloc, reallocarray, posix_memalign,
  * aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size, free_sized,
- * free_aligned_sized) and glibc's malloc_trim, mallinfo2, mallinfo and
- * malloc_stats, which a program reaches simply by being run with
- * LD_PRELOAD=libsimalloc.so or by linking with -lsimalloc.
+ * free_aligned_sized) and glibc's malloc_trim, mallinfo2, mallinfo,
+ * malloc_stats and malloc_info, which a program reaches simply by being
+ * run with LD_PRELOAD=libsimalloc.so or by linking with -lsimalloc.
  */
 #ifndef SIMALLOC_H
 #define SIMALLOC_H

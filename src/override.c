@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fmt.h"
 #include "heap.h"
+#include "os.h"
 #include "process.h"
 #include "tcache.h"
 
@@ -217,10 +219,35 @@ SA_API struct mallinfo mallinfo(void) {
   return mi;
 }
 
+static void to_stderr(void *ctx, const char *s, size_t n) {
+  (void)ctx;
+  sa_os_write(2, s, n);
+}
+
 SA_API void malloc_stats(void) {
   int saved = errno;
-  if (sa_process_ready()) sa_process_print_usage();
+  if (sa_process_ready()) sa_process_report(0, to_stderr, NULL);
   errno = saved;
+}
+
+/* The one place the library writes through stdio: the caller hands it the
+ * stream.  No lock is held meanwhile, so a stream that allocates its
+ * buffer allocates from us as any caller would. */
+static void to_stream(void *ctx, const char *s, size_t n) {
+  fwrite(s, 1, n, ctx);
+}
+
+SA_API int malloc_info(int options, FILE *fp) {
+  if (options != 0 || !fp) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (!sa_process_ready()) {
+    errno = ENOMEM;
+    return -1;
+  }
+  sa_process_report(1, to_stream, fp);
+  return 0;
 }
 
 SA_API size_t malloc_usable_size(void *p) {

@@ -279,14 +279,15 @@ int sa_process_trim(size_t pad) {
 static sa_usage heap_usage(sa_heap *h) {
   sa_lock_acquire(&h->lock);
   uintptr_t touched = __atomic_load_n(&h->touched, __ATOMIC_RELAXED);
-  sa_usage u = {touched - h->start, h->st.used_bytes, h->top ? touched - h->top : 0,
-                h->st.free_blocks};
+  sa_usage u = {touched - h->start, h->reached - h->start, h->st.used_bytes,
+                h->top ? touched - h->top : 0, h->st.free_blocks};
   sa_lock_release(&h->lock);
   return u;
 }
 
 static void add_usage(sa_usage *total, const sa_usage *u) {
   total->system += u->system;
+  total->system_max += u->system_max;
   total->in_use += u->in_use;
   total->top += u->top;
   total->free_blocks += u->free_blocks;
@@ -303,34 +304,78 @@ int sa_process_usage(sa_usage *total) {
   return n;
 }
 
-static void usage_lines(sa_fmt *f, const sa_usage *u) {
-  sa_fmt_str(f, "system bytes     = ");
-  sa_fmt_u64_right(f, u->system, 10);
-  sa_fmt_str(f, "\nin use bytes     = ");
-  sa_fmt_u64_right(f, u->in_use, 10);
+/* "LABEL N\n", the number right-aligned as glibc prints it. */
+static void text_line(sa_fmt *f, const char *label, size_t v) {
+  sa_fmt_str(f, label);
+  sa_fmt_u64_right(f, v, 10);
   sa_fmt_str(f, "\n");
 }
 
-void sa_process_print_usage(void) {
+/* <TAG type="TYPE" size="N"/> */
+static void xml_size(sa_fmt *f, const char *tag, const char *type, size_t v) {
+  sa_fmt_str(f, "<");
+  sa_fmt_str(f, tag);
+  sa_fmt_str(f, " type=\"");
+  sa_fmt_str(f, type);
+  sa_fmt_str(f, "\" size=\"");
+  sa_fmt_u64(f, v);
+  sa_fmt_str(f, "\"/>\n");
+}
+
+/* What both reports say of a heap, or of all of them. */
+static void usage_lines(sa_fmt *f, int xml, const sa_usage *u) {
+  if (!xml) {
+    text_line(f, "system bytes     = ", u->system);
+    text_line(f, "in use bytes     = ", u->in_use);
+    return;
+  }
+  sa_fmt_str(f, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"");
+  sa_fmt_u64(f, u->free_blocks);
+  sa_fmt_str(f, "\" size=\"");
+  sa_fmt_u64(f, u->system > u->in_use ? u->system - u->in_use : 0);
+  sa_fmt_str(f, "\"/>\n");
+}
+
+static void system_lines(sa_fmt *f, const sa_usage *u) {
+  xml_size(f, "system", "current", u->system);
+  xml_size(f, "system", "max", u->system_max);
+  xml_size(f, "aspace", "total", u->system);
+  xml_size(f, "aspace", "mprotect", u->system);
+}
+
+void sa_process_report(int xml, sa_sink out, void *ctx) {
   sa_heap *heaps[SA_MAX_HEAPS];
   sa_usage total = {0};
+  static const char head[] = "<malloc version=\"1\">\n";
+  if (xml) out(ctx, head, sizeof head - 1);
   for (int i = 0, n = sa_process_heap_list(heaps); i < n; i++) {
-    char buf[128];
+    char buf[512];
     sa_fmt f = SA_FMT_INIT(buf);
     sa_usage u = heap_usage(heaps[i]);
     add_usage(&total, &u);
-    sa_fmt_str(&f, "Arena ");
+    sa_fmt_str(&f, xml ? "<heap nr=\"" : "Arena ");
     sa_fmt_u64(&f, (uint64_t)i);
-    sa_fmt_str(&f, ":\n");
-    usage_lines(&f, &u);
-    sa_os_write(2, f.buf, f.len);
+    sa_fmt_str(&f, xml ? "\">\n<sizes>\n</sizes>\n" : ":\n");
+    usage_lines(&f, xml, &u);
+    if (xml) {
+      system_lines(&f, &u);
+      sa_fmt_str(&f, "</heap>\n");
+    }
+    out(ctx, f.buf, f.len);
   }
-  char buf[256];
+  char buf[512];
   sa_fmt f = SA_FMT_INIT(buf);
-  sa_fmt_str(&f, "Total (incl. mmap):\n");
-  usage_lines(&f, &total);
-  sa_fmt_str(&f, "max mmap regions =          0\nmax mmap bytes   =          0\n");
-  sa_os_write(2, f.buf, f.len);
+  if (!xml) sa_fmt_str(&f, "Total (incl. mmap):\n");
+  usage_lines(&f, xml, &total);
+  if (xml) {
+    sa_fmt_str(&f, "<total type=\"mmap\" count=\"0\" size=\"0\"/>\n");
+    system_lines(&f, &total);
+    sa_fmt_str(&f, "</malloc>\n");
+  } else {
+    text_line(&f, "max mmap regions = ", 0);
+    text_line(&f, "max mmap bytes   = ", 0);
+  }
+  out(ctx, f.buf, f.len);
 }
 
 SA_API int simalloc_get_stats(struct simalloc_stats *out) {

@@ -114,6 +114,7 @@ sa_heap *sa_process_heap(int i);
  * heaps (override.c). */
 typedef struct sa_usage {
   size_t system;       /* bytes below where the heap's pages may be resident */
+  size_t system_max;   /* the most system ever was */
   size_t in_use;       /* in used blocks, those waiting in thread caches too */
   size_t top;          /* of system, the top's part */
   size_t free_blocks;
@@ -124,8 +125,11 @@ typedef struct sa_usage {
 int sa_process_trim(size_t pad);
 /* The heaps' usage summed in *total; returns how many heaps. */
 int sa_process_usage(sa_usage *total);
-/* malloc_stats: glibc's report on stderr, one "Arena" per heap. */
-void sa_process_print_usage(void);
+/* glibc's reports on the heaps, handed to out a piece at a time: with xml
+ * 0 malloc_stats's text, one "Arena" per heap, else malloc_info's XML,
+ * one <heap> per heap. */
+typedef void (*sa_sink)(void *ctx, const char *s, size_t n);
+void sa_process_report(int xml, sa_sink out, void *ctx);
 
 /* Call counts for SIMALLOC_STATS, kept only when it is on. */
 typedef enum sa_call {

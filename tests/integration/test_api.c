@@ -178,6 +178,20 @@ Test(api, malloc_stats_reports_the_heaps_on_stderr) {
   it_result_free(&r);
 }
 
+Test(api, malloc_info_writes_the_heaps_as_xml) {
+  it_result r = api("malloc-info", NULL, NULL);
+  cr_assert(strncmp(r.out, "<malloc version=\"1\">\n<heap nr=\"0\">", 34) == 0, "%s", r.out);
+  const char *end = strstr(r.out, "</malloc>\n");
+  cr_assert_not_null(end, "%s", r.out);
+  cr_assert_eq(end[strlen("</malloc>\n")], 0, "more after the document:\n%s", r.out);
+  /* The last <system type="current"> is the total. */
+  const char *cur = NULL, *key = "<system type=\"current\" size=\"";
+  for (const char *q = r.out; (q = strstr(q, key)) != NULL; q++) cur = q;
+  cr_assert_not_null(cur, "%s", r.out);
+  cr_assert_geq(strtoull(cur + strlen(key), NULL, 10), 1ull << 20, "%s", r.out);
+  it_result_free(&r);
+}
+
 Test(api, helper_rejects_unknown_command) {
   const char *argv[] = {"api", "no-such-command", NULL};
   it_result r = it_helper(argv, NULL, IT_PRELOAD);

@@ -611,6 +611,19 @@ static int cmd_malloc_stats(void) {
   return 0;
 }
 
+/* malloc_info writes glibc's XML for the heaps to the stream it is given,
+ * and refuses options other than 0. */
+static int cmd_malloc_info(void) {
+  void *p = malloc((size_t)1 << 20);
+  CHECK(p, "malloc(1 MiB)");
+  memset(p, 1, (size_t)1 << 20);
+  CHECK(malloc_info(0, stdout) == 0, "malloc_info(0, stdout) failed");
+  errno = 0;
+  CHECK(malloc_info(1, stdout) == -1 && errno == EINVAL, "malloc_info(1, ..) was taken");
+  free(p);
+  return 0;
+}
+
 /* Bursts: 100 rounds of 100 blocks of 200 bytes allocated, then all
  * freed.  A thread cache whose list for the class is shorter than a burst
  * goes to the heap on every round; one that grows to a burst does not. */
@@ -942,6 +955,7 @@ static const struct command commands[] = {
   {"trim-pad", cmd_trim_pad},
   {"mallinfo", cmd_mallinfo},
   {"malloc-stats", cmd_malloc_stats},
+  {"malloc-info", cmd_malloc_info},
   {"bursts", cmd_bursts},
   {"borrow", cmd_borrow},
   {"remote-first", cmd_remote_first},

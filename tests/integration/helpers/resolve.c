@@ -13,7 +13,7 @@
 static const char *const names[] = {
   "malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc",
   "memalign", "valloc", "pvalloc", "malloc_usable_size", "free_sized",
-  "free_aligned_sized", "malloc_trim", "mallinfo2", "mallinfo", "malloc_stats",
+  "free_aligned_sized", "malloc_trim", "mallinfo2", "mallinfo", "malloc_stats", "malloc_info",
 };
 
 int main(void) {
