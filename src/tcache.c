@@ -305,11 +305,14 @@ void sa_tc_flush_all(sa_tcache *tc) {
   send_all_chains(tc);
 }
 
-void sa_tc_trim(void) {
-  sa_tcache *tc = &sa_tc;
-  if (tc->state != SA_TC_ACTIVE) return;
+/* The whole of tc goes back to the heaps, and the process total with it. */
+static void give_back(sa_tcache *tc) {
   sa_tc_flush_all(tc);
   account(tc);
+}
+
+void sa_tc_trim(void) {
+  if (sa_tc.state == SA_TC_ACTIVE) give_back(&sa_tc);
 }
 
 /* Brings the process total up to date; flushes everything past the limit. */
@@ -329,8 +332,7 @@ static void account(sa_tcache *tc) {
 
 static void on_thread_exit(void *arg) {
   sa_tcache *tc = arg;
-  sa_tc_flush_all(tc);
-  account(tc);
+  give_back(tc);
   memset(tc->cap, 0, sizeof tc->cap);
   tc->state = SA_TC_DEAD;
   unregister(tc);
@@ -383,8 +385,7 @@ static void *alloc_anywhere(sa_heap *own, size_t n, size_t align, int zero) {
       if (&sa_arena_g.heaps[i] != own && (fits || sa_process_heap_up(i)))
         p = alloc_from(sa_process_heap(i), n, align, zero);
     if (p || round || sa_tc.bytes == 0) return p;
-    sa_tc_flush_all(&sa_tc);
-    account(&sa_tc);
+    give_back(&sa_tc);
   }
   return NULL;
 }
