@@ -201,7 +201,7 @@ SA_API struct mallinfo2 mallinfo2(void) {
   mi.arena = u.system;
   mi.ordblks = u.free_blocks;
   mi.uordblks = u.in_use;
-  mi.fordblks = u.system > u.in_use ? u.system - u.in_use : 0;
+  mi.fordblks = sa_usage_free(&u);
   mi.keepcost = u.top;
   return mi;
 }

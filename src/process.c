@@ -293,15 +293,13 @@ static void add_usage(sa_usage *total, const sa_usage *u) {
   total->free_blocks += u->free_blocks;
 }
 
-int sa_process_usage(sa_usage *total) {
+void sa_process_usage(sa_usage *total) {
   *total = (sa_usage){0};
   sa_heap *heaps[SA_MAX_HEAPS];
-  int n = sa_process_heap_list(heaps);
-  for (int i = 0; i < n; i++) {
+  for (int i = 0, n = sa_process_heap_list(heaps); i < n; i++) {
     sa_usage u = heap_usage(heaps[i]);
     add_usage(total, &u);
   }
-  return n;
 }
 
 /* "LABEL N\n", the number right-aligned as glibc prints it. */
@@ -332,7 +330,7 @@ static void usage_lines(sa_fmt *f, int xml, const sa_usage *u) {
   sa_fmt_str(f, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"");
   sa_fmt_u64(f, u->free_blocks);
   sa_fmt_str(f, "\" size=\"");
-  sa_fmt_u64(f, u->system > u->in_use ? u->system - u->in_use : 0);
+  sa_fmt_u64(f, sa_usage_free(u));
   sa_fmt_str(f, "\"/>\n");
 }
 

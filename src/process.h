@@ -110,8 +110,8 @@ int sa_process_heap_list(sa_heap *out[SA_MAX_HEAPS]);
 /* Heap i (< slices), set up first if it is not yet. */
 sa_heap *sa_process_heap(int i);
 
-/* What glibc's malloc_trim, mallinfo2 and malloc_stats report, from the
- * heaps (override.c). */
+/* What glibc's mallinfo2, mallinfo, malloc_stats and malloc_info report,
+ * from the heaps (override.c). */
 typedef struct sa_usage {
   size_t system;       /* bytes below where the heap's pages may be resident */
   size_t system_max;   /* the most system ever was */
@@ -119,12 +119,16 @@ typedef struct sa_usage {
   size_t top;          /* of system, the top's part */
   size_t free_blocks;
 } sa_usage;
+/* The bytes of system that are not in use: free blocks, the top's part. */
+static inline size_t sa_usage_free(const sa_usage *u) {
+  return u->system > u->in_use ? u->system - u->in_use : 0;
+}
 /* The calling thread's cache goes back to the heaps, and every heap gives
  * back the whole pages of its free blocks, keeping pad bytes at its top;
  * 1 if any page went back. */
 int sa_process_trim(size_t pad);
-/* The heaps' usage summed in *total; returns how many heaps. */
-int sa_process_usage(sa_usage *total);
+/* The heaps' usage summed in *total. */
+void sa_process_usage(sa_usage *total);
 /* glibc's reports on the heaps, handed to out a piece at a time: with xml
  * 0 malloc_stats's text, one "Arena" per heap, else malloc_info's XML,
  * one <heap> per heap. */
